@@ -1,0 +1,111 @@
+"""Command line: `harness run`, `harness list`, `harness datasets show`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.errors import UserError
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _seeds(value: str) -> list[int]:
+    try:
+        return [int(v) for v in _csv(value)]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--seeds must be integers like 0,1,2: {value}") from exc
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="harness", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run (or resume) a suite")
+    r.add_argument("suite", type=Path)
+    r.add_argument("--out", type=Path, default=Path("results"), help="results root")
+    r.add_argument("--models", type=_csv, help="comma-separated model labels to run")
+    r.add_argument("--seeds", type=_seeds, help="comma-separated seeds (overrides the suite)")
+    r.add_argument("--run-id", help="run directory name (default: hash of suite + version)")
+    r.add_argument("--cache-dir", type=Path, help="split cache (default: OUT/.cache)")
+    r.add_argument("--save-runs", action="store_true", help="also write TREC run/qrels files")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub.add_parser("list", help="list recommenders, datasets, splits, metrics")
+    d = sub.add_parser("datasets", help="dataset commands")
+    dsub = d.add_subparsers(dest="dcommand", required=True)
+    show = dsub.add_parser("show", help="users, items, interactions, density, side fields")
+    show.add_argument("name", help="registry name or path to a directory of atomic files")
+    show.add_argument("--min-rating", type=float)
+    show.add_argument("--kcore", type=int, default=0)
+    return p
+
+
+def cmd_run(args) -> int:
+    from harness.results import leaderboard_tables, to_markdown
+    from harness.runner import run_suite
+    from harness.suite import load_suite
+    suite = load_suite(args.suite)
+    res = run_suite(suite, args.out, args.models, args.seeds, args.save_runs, args.quiet,
+                    args.run_id, args.cache_dir)
+    k = 10 if 10 in suite.ks else max(suite.ks)
+    for title, table in leaderboard_tables(res.metrics, [k], list(suite.metrics)):
+        print(f"\n{title}\n{to_markdown(table)}")
+    for f in res.failed:
+        print(f"FAILED {f['cell']}: {f.get('error')}", file=sys.stderr)
+    print(f"\nresults: {res.run_dir} ({res.manifest['n_cells']} cells, "
+          f"{res.manifest['n_failed']} failed)")
+    return 1 if res.failed else 0
+
+
+def cmd_list(args) -> int:
+    from harness.data.registry import DATASETS
+    from harness.metrics import METRICS
+    from harness.registry import available
+    from harness.splits import PROTOCOLS
+    print("recommenders:")
+    for name, ref in sorted(available().items()):
+        print(f"  {name:12s} {ref}")
+    print("  (or any 'module:Class' reference)")
+    print("datasets:")
+    for name, desc in DATASETS.items():
+        print(f"  {name:12s} {desc}")
+    print("  (or a path to a directory of RecBole atomic files)")
+    print("splits:\n  " + "\n  ".join(PROTOCOLS))
+    print("metrics:\n  " + "\n  ".join(METRICS))
+    return 0
+
+
+def cmd_datasets_show(args) -> int:
+    from harness.data import load_dataset
+    opts = {"min_rating": args.min_rating, "kcore": args.kcore}
+    ds = load_dataset(args.name, **opts)
+    s = ds.summary()
+    print(f"dataset       {s['name']}")
+    for key in ("users", "items", "interactions"):
+        print(f"{key:13s} {s[key]:,}")
+    print(f"density       {s['density']:.4%}")
+    print(f"item fields   {', '.join(s['item_fields']) or '-'}")
+    print(f"user fields   {', '.join(s['user_fields']) or '-'}")
+    print(f"rating        {'yes' if s['has_rating'] else 'no'}")
+    print(f"timestamp     {'yes' if s['has_timestamp'] else 'no'}")
+    print(f"fingerprint   {s['fingerprint']}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "list":
+            return cmd_list(args)
+        return cmd_datasets_show(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
