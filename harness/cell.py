@@ -24,12 +24,13 @@ from harness.suite import ModelSpec, Suite
 class Cell:
     dataset: str
     split: str
+    candidates: str
     model: ModelSpec
     seed: int
 
     @property
     def key(self) -> str:
-        raw = f"{self.dataset}__{self.split}__{self.model.label}__s{self.seed}"
+        raw = f"{self.dataset}__{self.split}__{self.candidates}__{self.model.label}__s{self.seed}"
         return re.sub(r"[^A-Za-z0-9_.@=+-]", "-", raw)
 
 
@@ -45,21 +46,23 @@ def cell_status(cell_dir: Path) -> dict | None:
         return None
 
 
-def run_cell(cell: Cell, suite: Suite, run_id: str, split: Split, cand: Candidates,
+def run_cell(cell: Cell, suite: Suite, run_id: str, split: Split, get_candidates,
              cell_dir: Path, quiet: bool, keep_top: bool, log) -> dict:
     """Fit and evaluate; on any exception record the failure (status 'failed') and return it."""
     status = {"cell": cell.key, "dataset": cell.dataset, "split": cell.split,
-              "model": cell.model.label, "recommender": cell.model.name,
+              "candidates": cell.candidates, "model": cell.model.label, "recommender": cell.model.name,
               "params": cell.model.params, "seed": cell.seed, "status": "running"}
     t0 = time.perf_counter()
     try:
+        cand = get_candidates()
+        status["candidates_fingerprint"] = cand.fingerprint
         model = registry.build(cell.model.name, cell.model.params, cell.seed)
         model.fit(split, split.dataset)
         status["fit_s"] = round(time.perf_counter() - t0, 4)
         t1 = time.perf_counter()
         with bar(len(cand.users), f"  {cell.key} eval", quiet, unit="user") as pb:
             ev = evaluate(model.score, cand, list(suite.ks), list(suite.metrics),
-                          suite.batch_size, keep_top=keep_top, progress=pb)
+                          suite.batch_size, keep_top=keep_top, progress=pb, model=model)
         status["eval_s"] = round(time.perf_counter() - t1, 4)
         for name, arr in ev.values.items():
             if not np.all(np.isfinite(arr)):
@@ -92,7 +95,7 @@ def _tables(cell: Cell, suite: Suite, run_id: str, split: Split, cand: Candidate
     m = pd.DataFrame(rows)
     const = {"suite": suite.name, "run_id": run_id, "cell": cell.key, "dataset": cell.dataset,
              "split": cell.split, "split_fingerprint": split.fingerprint,
-             "protocol": cand.protocol, "model": cell.model.label, "seed": cell.seed,
+             "protocol": cand.name, "model": cell.model.label, "seed": cell.seed,
              "pass": "accuracy", "slice": "all", "perturbation": "none"}
     for col, val in const.items():
         m[col] = val

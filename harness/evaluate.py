@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
-
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -29,8 +27,9 @@ def metrics_from_scores(scores: torch.Tensor, truth_rc, exclude_rc, n_relevant: 
     index pairs. Returns ({(metric, k): (B,) float64}, top-K column indices, top-K scores)."""
     if torch.isnan(scores).any():
         raise ValueError("recommender returned NaN scores")
-    s = scores.to(torch.float32).clone()
-    s[torch.isneginf(s)] = torch.finfo(torch.float32).min  # below real scores, above excluded
+    # keep float64 scores in float64: casting would tie scores that differ below float32 resolution
+    s = scores.clone() if scores.dtype in (torch.float32, torch.float64) else scores.double()
+    s[torch.isneginf(s)] = torch.finfo(s.dtype).min  # below real scores, above excluded
     s[exclude_rc[0], exclude_rc[1]] = -torch.inf
     kmax = max(ks)
     top_s, top_c = torch.topk(s, min(kmax, s.shape[1]), dim=1)
@@ -54,28 +53,71 @@ class Evaluation:
     extra: dict = field(default_factory=dict)
 
 
-def evaluate(score_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], cand: Candidates,
-             ks: list[int], metrics: list[str], batch_size: int = 256, keep_top: bool = False,
-             progress=None) -> Evaluation:
-    """Score candidates batch by batch and compute metrics. `score_fn(users, items)` -> (B, C)."""
+def _score_lists(model, users: torch.Tensor, lists: torch.Tensor) -> torch.Tensor:
+    """(B, C) scores for per-user candidate lists (-1 = padding, scored -inf). Uses the model's
+    `score_candidates(users, lists)` when it declares one, else `score` on the batch's union."""
+    valid = lists >= 0
+    fn = getattr(model, "score_candidates", None)
+    if fn is not None:
+        out = fn(users, lists.clamp(min=0))
+    else:
+        uniq, inv = torch.unique(lists.clamp(min=0), return_inverse=True)
+        full = model.score(users, uniq)
+        if tuple(full.shape) != (len(users), len(uniq)):
+            raise ValueError(f"score() returned shape {tuple(full.shape)}, expected "
+                             f"{(len(users), len(uniq))}")
+        out = full.gather(1, inv)
+    if tuple(out.shape) != tuple(lists.shape):
+        raise ValueError(f"scores have shape {tuple(out.shape)}, expected {tuple(lists.shape)}")
+    return out.detach().cpu().masked_fill(~valid, -torch.inf)
+
+
+def _list_pairs(lists: np.ndarray, truth: sp.csr_matrix, rows: np.ndarray):
+    """(row, col) pairs of relevant entries and of padding, for per-user candidate lists."""
+    t = truth[rows]
+    keys = np.repeat(np.arange(len(rows)), np.diff(t.indptr)) * truth.shape[1] + t.indices
+    flat = np.arange(len(rows))[:, None] * truth.shape[1] + np.maximum(lists, 0)
+    rel = np.isin(flat, keys) & (lists >= 0)
+    r, c = np.nonzero(rel)
+    pr, pc = np.nonzero(lists < 0)
+    return ((torch.from_numpy(r), torch.from_numpy(c)),
+            (torch.from_numpy(pr), torch.from_numpy(pc)))
+
+
+def evaluate(score_fn, cand: Candidates, ks: list[int], metrics: list[str],
+             batch_size: int = 256, keep_top: bool = False, progress=None,
+             model=None) -> Evaluation:
+    """Score candidates batch by batch and compute metrics. `score_fn(users, items)` -> (B, C)
+    for shared columns (full); per-user lists (sampled, rerank) go through `model` (or a
+    score_fn-only wrapper) and `_score_lists`."""
     n_items = cand.truth.shape[1]
-    col_of = torch.full((n_items,), -1, dtype=torch.long)
-    col_of[cand.items] = torch.arange(len(cand.items))
     n_rel_all = np.diff(cand.truth.indptr)
+    if cand.lists is None:
+        col_of = torch.full((n_items,), -1, dtype=torch.long)
+        col_of[cand.items] = torch.arange(len(cand.items))
+    scorer = model if model is not None else _FnModel(score_fn)
     parts, tops, top_scores = [], [], []
     for start in range(0, len(cand.users), batch_size):
         rows = cand.users[start:start + batch_size]
-        scores = score_fn(torch.from_numpy(rows.astype(np.int64)), cand.items)
-        if tuple(scores.shape) != (len(rows), len(cand.items)):
-            raise ValueError(f"score() returned shape {tuple(scores.shape)}, expected "
-                             f"{(len(rows), len(cand.items))}")
-        vals, top_c, top_s = metrics_from_scores(
-            scores.detach().cpu(), _rows_to_columns(cand.truth, rows, col_of),
-            _rows_to_columns(cand.exclude, rows, col_of),
-            torch.from_numpy(n_rel_all[rows]), ks, metrics)
+        users = torch.from_numpy(rows.astype(np.int64))
+        if cand.lists is None:
+            scores = score_fn(users, cand.items)
+            if tuple(scores.shape) != (len(rows), len(cand.items)):
+                raise ValueError(f"score() returned shape {tuple(scores.shape)}, expected "
+                                 f"{(len(rows), len(cand.items))}")
+            truth_rc = _rows_to_columns(cand.truth, rows, col_of)
+            excl_rc = _rows_to_columns(cand.exclude, rows, col_of)
+            columns = cand.items.expand(len(rows), -1)
+        else:
+            lists = cand.lists[start:start + batch_size]
+            scores = _score_lists(scorer, users, torch.from_numpy(lists))
+            truth_rc, excl_rc = _list_pairs(lists, cand.truth, rows)
+            columns = torch.from_numpy(lists)
+        vals, top_c, top_s = metrics_from_scores(scores.detach().cpu(), truth_rc, excl_rc,
+                                                 torch.from_numpy(n_rel_all[rows]), ks, metrics)
         parts.append(vals)
         if keep_top:
-            tops.append(cand.items[top_c].numpy())
+            tops.append(columns.gather(1, top_c).numpy())
             top_scores.append(top_s.numpy())
         if progress is not None:
             progress.update(len(rows))
@@ -83,3 +125,10 @@ def evaluate(score_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], can
               for key in ((m, k) for m in metrics for k in ks)}
     return Evaluation(cand.users, values, np.concatenate(tops) if tops else None,
                       np.concatenate(top_scores) if top_scores else None)
+
+
+class _FnModel:
+    """Adapts a bare score function to the model interface used for candidate lists."""
+
+    def __init__(self, fn):
+        self.score = fn

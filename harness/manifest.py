@@ -12,7 +12,7 @@ from harness.io import write_json
 
 
 def build_manifest(suite, run_id: str, datasets: dict, splits: dict, statuses: list[dict],
-                   started: float, options: dict) -> dict:
+                   started: float, options: dict, candidates: dict) -> dict:
     """The manifest dict; `datasets`/`splits` map labels to Dataset/Split objects."""
     return {
         "schema": 1,
@@ -32,8 +32,9 @@ def build_manifest(suite, run_id: str, datasets: dict, splits: dict, statuses: l
                        "content_sha256": s.content_hash(), "sizes": s.sizes(),
                        "notes": s.notes} for k, s in splits.items()},
         "seeds": list(suite.seeds),
-        "evaluation": {"target": suite.target, "candidates": suite.candidates,
-                       "metrics": list(suite.metrics), "ks": list(suite.ks)},
+        "evaluation": {"target": suite.target, "metrics": list(suite.metrics),
+                       "ks": list(suite.ks)},
+        "candidates": candidates,
         "cells": statuses,
         "n_cells": len(statuses),
         "n_failed": sum(s["status"] != "ok" for s in statuses),

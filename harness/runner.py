@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import __version__
-from harness.candidates import full_candidates
+from harness.candidate_store import CandidateStore
 from harness.cell import Cell, cell_status, run_cell
 from harness.data import load_dataset
 from harness.errors import UserError, did_you_mean
@@ -46,8 +46,9 @@ def select(suite: Suite, models: list[str] | None, seeds: list[int] | None) -> l
             raise UserError(f"--models: '{name}' is not a model of suite '{suite.name}'"
                             f"{did_you_mean(name, labels)}")
     chosen = [m for m in suite.models if not models or m.label in models]
-    return [Cell(d.label, s.label, m, seed) for d in suite.datasets for s in suite.splits
-            for seed in (seeds or suite.seeds) for m in chosen]
+    return [Cell(d.label, s.label, c.label, m, seed) for d in suite.datasets
+            for s in suite.splits for c in suite.candidates
+            for seed in (seeds or suite.seeds) for m in chosen if c.applies_to(m.label)]
 
 
 def _logger(run_dir: Path) -> logging.Logger:
@@ -77,7 +78,8 @@ def run_suite(suite: Suite, out: Path = Path("results"), models: list[str] | Non
     (run_dir / "cells").mkdir(parents=True, exist_ok=True)
     (run_dir / "manifest.json").unlink(missing_ok=True)  # in progress: no complete manifest
     log = _logger(run_dir)
-    cands = {key: full_candidates(sp, suite.target) for key, sp in splits.items()}
+    store = CandidateStore(suite, cache_dir / "candidates", run_dir)
+    specs = {c.label: c for c in suite.candidates}
     statuses = []
     with bar(len(cells), f"{suite.name}", quiet, leave=True, unit="cell") as pb:
         for cell in cells:
@@ -91,7 +93,9 @@ def run_suite(suite: Suite, out: Path = Path("results"), models: list[str] | Non
             cell_dir.mkdir(parents=True, exist_ok=True)
             pb.set_postfix_str(cell.key)
             key = (cell.dataset, cell.split)
-            st = run_cell(cell, suite, run_dir.name, splits[key], cands[key], cell_dir, quiet,
+            get = (lambda c=cell, k=key: store.get(c.dataset, c.split, splits[k],
+                                                   specs[c.candidates], c.seed))
+            st = run_cell(cell, suite, run_dir.name, splits[key], get, cell_dir, quiet,
                           save_runs, log)
             log.info("cell %s %s in %.2fs", cell.key, st["status"], st["duration_s"])
             statuses.append(st)
@@ -99,25 +103,30 @@ def run_suite(suite: Suite, out: Path = Path("results"), models: list[str] | Non
     ok = [s["cell"] for s in statuses if s["status"] == "ok"]
     metrics, _ = consolidate(run_dir, ok)
     if save_runs:
-        _write_trec(run_dir, suite, cells, splits, cands, ok)
+        _write_trec(run_dir, suite, cells, splits, store, specs, ok)
     failed = [s for s in statuses if s["status"] != "ok"]
     board = write_leaderboard(run_dir, metrics, list(suite.metrics), failed)
     manifest = build_manifest(suite, run_dir.name, datasets, splits, statuses, started,
                               {"models": models, "seeds": seeds, "save_runs": save_runs,
-                               "cache_dir": str(cache_dir)})
+                               "cache_dir": str(cache_dir)}, store.records)
     write_manifest(run_dir, manifest)
     return RunResult(run_dir, manifest, board, metrics)
 
 
-def _write_trec(run_dir, suite, cells, splits, cands, ok) -> None:
+def _write_trec(run_dir, suite, cells, splits, store, specs, ok) -> None:
     import numpy as np
     runs = run_dir / "runs"
-    for (d, s), cand in cands.items():
-        ds = splits[(d, s)].dataset
-        write_qrels(runs / f"{d}__{s}__{suite.target}.qrels", cand.truth, cand.users,
-                    ds.user_ids, ds.item_ids)
+    written: set = set()
     for cell in cells:
         if cell.key in ok:
+            key = (cell.dataset, cell.split)
+            cand = store.get(cell.dataset, cell.split, splits[key], specs[cell.candidates],
+                             cell.seed)
+            ds = splits[key].dataset
+            qrels = runs / f"{cell.dataset}__{cell.split}__{cell.candidates}__{suite.target}.qrels"
+            if qrels not in written:
+                write_qrels(qrels, cand.truth, cand.users, ds.user_ids, ds.item_ids)
+                written.add(qrels)
             top = np.load(run_dir / "cells" / cell.key / "top.npz")
             ds = splits[(cell.dataset, cell.split)].dataset
             write_run(runs / f"{cell.key}.run", top["users"], top["items"], top["scores"],

@@ -11,19 +11,24 @@ from typing import Any
 from harness.errors import SuiteError, UserError, did_you_mean
 from harness.metrics import METRICS
 
-CANDIDATE_PROTOCOLS = ["full"]
+CANDIDATE_KEYS = {
+    "full": {"label": str, "protocol": str, "models": list, "max_users": int, "seed": int},
+    "sampled": {"label": str, "protocol": str, "models": list, "max_users": int, "seed": int,
+                "n_negatives": int, "sampling": str},
+    "rerank": {"label": str, "protocol": str, "models": list, "max_users": int,
+               "first_stage": str, "m": int},
+}
 TARGETS = ["test", "valid"]
 DATASET_KEYS = {"name": str, "path": str, "label": str, "min_rating": (int, float), "kcore": int,
                 "n_users": int, "n_items": int, "n_interactions": int, "n_genres": int,
                 "seed": int}
 SECTION_KEYS = {
     "suite": {"name": str, "description": str, "seeds": list},
-    "evaluation": {"target": str, "candidates": str, "metrics": list, "ks": list,
-                   "batch_size": int},
+    "evaluation": {"target": str, "metrics": list, "ks": list, "batch_size": int},
     "model": {"name": str, "label": str, "params": dict},
     "split": {"name": str, "protocol": str, "seed": int},
 }
-TOP_LEVEL = {"suite", "datasets", "splits", "evaluation", "models"}
+TOP_LEVEL = {"suite", "datasets", "splits", "candidates", "evaluation", "models"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,19 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class CandidateSpec:
+    """A candidate protocol: `full`, `sampled` or `rerank`, run for `models` (empty = all)."""
+
+    label: str
+    protocol: str
+    params: dict
+    models: tuple[str, ...] = ()
+
+    def applies_to(self, model_label: str) -> bool:
+        return not self.models or model_label in self.models
+
+
+@dataclass(frozen=True)
 class Suite:
     """A validated suite. `sha256` hashes the file's bytes."""
 
@@ -60,8 +78,8 @@ class Suite:
     datasets: tuple[DatasetSpec, ...]
     splits: tuple[SplitSpec, ...]
     models: tuple[ModelSpec, ...]
+    candidates: tuple[CandidateSpec, ...] = (CandidateSpec("full", "full", {}),)
     target: str = "test"
-    candidates: str = "full"
     metrics: tuple[str, ...] = tuple(METRICS)
     ks: tuple[int, ...] = (5, 10, 20)
     batch_size: int = 256
@@ -131,8 +149,6 @@ def parse_suite(raw: dict, file: str = "<suite>", sha256: str = "") -> Suite:
     c.keys("evaluation", ev, SECTION_KEYS["evaluation"])
     target = ev.get("target", "test")
     c.choice("evaluation.target", target, TARGETS)
-    cands = ev.get("candidates", "full")
-    c.choice("evaluation.candidates", cands, CANDIDATE_PROTOCOLS)
     metrics = ev.get("metrics", list(METRICS))
     for i, m in enumerate(metrics):
         c.choice(f"evaluation.metrics[{i}]", m, METRICS)
@@ -142,10 +158,11 @@ def parse_suite(raw: dict, file: str = "<suite>", sha256: str = "") -> Suite:
     batch = ev.get("batch_size", 256)
     if batch <= 0:
         c.fail("evaluation.batch_size", f"must be positive, got {batch}")
+    models = _models(c, raw["models"])
+    cands = _candidates(c, raw.get("candidates", [{"protocol": "full"}]), models, max(ks))
     return Suite(file, s["name"], s.get("description", ""), tuple(seeds),
-                 _datasets(c, raw["datasets"]), _splits(c, raw["splits"]),
-                 _models(c, raw["models"]), target, cands, tuple(metrics),
-                 tuple(sorted(set(ks))), batch, sha256, raw)
+                 _datasets(c, raw["datasets"]), _splits(c, raw["splits"]), models, cands,
+                 target, tuple(metrics), tuple(sorted(set(ks))), batch, sha256, raw)
 
 
 def _array(c: _Checker, key: str, value) -> list:
@@ -222,4 +239,40 @@ def _models(c: _Checker, value) -> tuple[ModelSpec, ...]:
                    str(exc))
         out.append(ModelSpec(m.get("label", m["name"]), m["name"], dict(params)))
     _unique(c, "models", [m.label for m in out])
+    return tuple(out)
+
+
+def _candidates(c: _Checker, value, models, kmax: int) -> tuple[CandidateSpec, ...]:
+    labels = [m.label for m in models]
+    out = []
+    for i, cd in enumerate(_array(c, "candidates", value)):
+        key = f"candidates[{i}]"
+        if not isinstance(cd, dict) or "protocol" not in cd:
+            c.fail(f"{key}.protocol", "missing required key")
+        c.choice(f"{key}.protocol", cd["protocol"], CANDIDATE_KEYS)
+        proto = cd["protocol"]
+        c.keys(key, cd, CANDIDATE_KEYS[proto])
+        for j, m in enumerate(cd.get("models", [])):
+            c.choice(f"{key}.models[{j}]", m, labels)
+        for name in ("max_users", "n_negatives", "m"):
+            if name in cd and cd[name] <= 0:
+                c.fail(f"{key}.{name}", f"must be positive, got {cd[name]}")
+        if proto == "sampled":
+            c.choice(f"{key}.sampling", cd.get("sampling", "uniform"), ["uniform", "popularity"])
+        if proto == "rerank":
+            for req in ("first_stage", "m"):
+                if req not in cd:
+                    c.fail(f"{key}.{req}", "missing required key for protocol 'rerank'")
+            c.choice(f"{key}.first_stage", cd["first_stage"], labels)
+            if cd["m"] < kmax:
+                c.fail(f"{key}.m", f"must be >= the largest k ({kmax}), got {cd['m']}")
+        defaults = {"full": {"seed": 0, "max_users": None},
+                    "sampled": {"seed": 0, "max_users": None, "n_negatives": 100,
+                                "sampling": "uniform"},
+                    "rerank": {"max_users": None}}[proto]
+        params = {**defaults, **{k: v for k, v in cd.items()
+                                 if k not in ("label", "protocol", "models")}}
+        out.append(CandidateSpec(cd.get("label", proto), proto, params,
+                                 tuple(cd.get("models", []))))
+    _unique(c, "candidates", [x.label for x in out])
     return tuple(out)

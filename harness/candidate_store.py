@@ -1,0 +1,103 @@
+"""Build candidate sets for a suite's cells once, store them on disk, verify them on reuse."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from harness import registry
+from harness.candidates import (Candidates, full_candidates, lists_from_top,
+                                sampled_candidates)
+from harness.errors import CacheError
+from harness.evaluate import evaluate
+from harness.io import write_npz
+from harness.splits.base import Split
+from harness.suite import CandidateSpec, Suite
+
+
+def _hash(users: np.ndarray, lists: np.ndarray) -> str:
+    return hashlib.sha256(users.astype(np.int64).tobytes() + lists.astype(np.int64).tobytes()
+                          ).hexdigest()
+
+
+def _save(path: Path, cand: Candidates) -> None:
+    write_npz(path, users=cand.users, lists=cand.lists,
+              sha256=np.frombuffer(_hash(cand.users, cand.lists).encode(), np.uint8),
+              fingerprint=np.frombuffer(cand.fingerprint.encode(), np.uint8))
+
+
+def _load(path: Path) -> tuple[np.ndarray, np.ndarray, str]:
+    try:
+        with np.load(path) as z:
+            users, lists = z["users"], z["lists"]
+            recorded, fp = bytes(z["sha256"]).decode(), bytes(z["fingerprint"]).decode()
+    except Exception as exc:  # noqa: BLE001 - unreadable means corrupt
+        raise CacheError(f"candidate file {path} is unreadable ({exc}); delete it") from exc
+    if _hash(users, lists) != recorded:
+        raise CacheError(f"candidate file {path} does not match its recorded hash (corrupted); "
+                         "delete it to re-create")
+    return users, lists, fp
+
+
+class CandidateStore:
+    """Candidates per (dataset, split, candidate label[, seed for rerank]), memoized."""
+
+    def __init__(self, suite: Suite, cache_dir: Path, run_dir: Path):
+        self.suite, self.cache_dir, self.run_dir = suite, Path(cache_dir), Path(run_dir)
+        self._memo: dict = {}
+        self.records: dict[str, dict] = {}
+
+    def get(self, dataset: str, split_label: str, split: Split, spec: CandidateSpec,
+            seed: int) -> Candidates:
+        key = (dataset, split_label, spec.label, seed if spec.protocol == "rerank" else None)
+        if key not in self._memo:
+            self._memo[key] = self._build(key, split, spec, seed)
+            cand = self._memo[key]
+            sizes = (np.full(len(cand.users), len(cand.items)) if cand.lists is None
+                     else (cand.lists >= 0).sum(1))
+            self.records["/".join(str(k) for k in key if k is not None)] = {
+                "protocol": spec.protocol, "params": spec.params, "fingerprint": cand.fingerprint,
+                "users": int(len(cand.users)), "mean_candidates": float(sizes.mean())
+                if len(sizes) else 0.0}
+        return self._memo[key]
+
+    def _build(self, key, split: Split, spec: CandidateSpec, seed: int) -> Candidates:
+        p, target = spec.params, self.suite.target
+        if spec.protocol == "full":
+            return full_candidates(split, target, p["max_users"], p["seed"], spec.label)
+        if spec.protocol == "sampled":
+            cand = sampled_candidates(split, target, p["n_negatives"], p["sampling"], p["seed"],
+                                      p["max_users"], spec.label)
+            path = self.cache_dir / f"cand-{cand.fingerprint}.npz"
+            if path.exists():
+                users, lists, fp = _load(path)
+                if fp != cand.fingerprint or not (np.array_equal(users, cand.users)
+                                                  and np.array_equal(lists, cand.lists)):
+                    raise CacheError(f"candidate file {path} differs from the candidates its "
+                                     "fingerprint describes; delete it to re-create")
+            else:
+                _save(path, cand)
+            return cand
+        return self._rerank(key, split, spec, seed)
+
+    def _rerank(self, key, split: Split, spec: CandidateSpec, seed: int) -> Candidates:
+        p, target = spec.params, self.suite.target
+        first = next(m for m in self.suite.models if m.label == p["first_stage"])
+        params = {"first_stage": first.label, "recommender": first.name,
+                  "model_params": first.params, "m": p["m"], "seed": seed,
+                  "max_users": p["max_users"]}
+        path = self.run_dir / "candidates" / ("__".join(str(k) for k in key) + ".npz")
+        base = full_candidates(split, target, p["max_users"], 0)
+        if path.exists():
+            users, lists, _ = _load(path)
+            return lists_from_top("rerank", split, target, users, lists, spec.label, params)
+        model = registry.build(first.name, first.params, seed)
+        model.fit(split, split.dataset)
+        ev = evaluate(model.score, base, [p["m"]], ["hit"], self.suite.batch_size,
+                      keep_top=True, model=model)
+        top = np.where(np.isneginf(ev.top_scores), -1, ev.top_items)
+        cand = lists_from_top("rerank", split, target, ev.users, top, spec.label, params)
+        _save(path, cand)
+        return cand
