@@ -1,4 +1,4 @@
-"""Command line: `harness run`, `harness list`, `harness datasets show`."""
+"""Command line: `harness run`, `harness report`, `harness list`, `harness datasets show`."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--cache-dir", type=Path, help="split cache (default: OUT/.cache)")
     r.add_argument("--save-runs", action="store_true", help="also write TREC run/qrels files")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    _report_parser(sub)
     sub.add_parser("list", help="list recommenders, datasets, splits, metrics")
     d = sub.add_parser("datasets", help="dataset commands")
     dsub = d.add_subparsers(dest="dcommand", required=True)
@@ -40,6 +41,50 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("--min-rating", type=float)
     show.add_argument("--kcore", type=int, default=0)
     return p
+
+
+def _report_parser(sub) -> None:
+    from harness.report import FORMATS
+    from harness.report.stats import TESTS
+    r = sub.add_parser("report", help="leaderboards with CIs and paired tests, plots",
+                       description="Full report of finished run directories (merged when "
+                                   "their split fingerprints agree): one table per dataset, "
+                                   "split fingerprint, target and candidate protocol.")
+    r.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
+    r.add_argument("--out", type=Path, help="output folder (default: RUN_DIR/report for one "
+                                            "run; required for several)")
+    r.add_argument("--format", type=_csv, default=["md"],
+                   help=f"comma-separated, of {', '.join(FORMATS)} (default md)")
+    r.add_argument("--reference", help="model every other is tested against (default: each "
+                                       "table's top model by its first column)")
+    r.add_argument("--metrics", type=_csv, help="columns, e.g. ndcg@10,recall@10 or ndcg "
+                                                "(every k); default all")
+    r.add_argument("--test", default="t", choices=TESTS, help="paired test over users")
+    r.add_argument("--alpha", type=float, default=0.05,
+                   help="significance level (Holm) and 1-alpha CI level")
+    r.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (0: no CI)")
+    r.add_argument("--permutations", type=int, default=10000,
+                   help="sign flips of the randomization test")
+    r.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and permutations")
+    r.add_argument("--no-plots", action="store_true", help="tables only")
+
+
+def cmd_report(args) -> int:
+    from harness.report import FORMATS, ReportOptions, build_report, write_report
+    from harness.report.render import to_markdown
+    bad = [f for f in args.format if f not in FORMATS]
+    if bad:
+        raise UserError(f"--format: '{bad[0]}' is not one of {', '.join(FORMATS)}")
+    if args.out is None and len(args.run_dirs) > 1:
+        raise UserError("--out is required when reporting several run directories")
+    out = args.out or args.run_dirs[0] / "report"
+    opts = ReportOptions(args.reference, tuple(args.metrics) if args.metrics else None,
+                         args.test, args.alpha, args.bootstrap, args.seed, args.permutations)
+    report = build_report(args.run_dirs, opts)
+    files = write_report(report, out, args.format, plots=not args.no_plots)
+    print(to_markdown(report, out))
+    print("wrote: " + ", ".join(str(f) for f in files if f.suffix != ".svg"), file=sys.stderr)
+    return 0
 
 
 def cmd_run(args) -> int:
@@ -99,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "report":
+            return cmd_report(args)
         if args.command == "list":
             return cmd_list(args)
         return cmd_datasets_show(args)

@@ -25,7 +25,10 @@ class Recommender:
     `__init__` (with defaults; the suite is validated against that signature) plus `seed`.
 
     Capabilities are declared, not guessed: `uses_text` (robustness to text applies),
-    `supports_rerank`, `device`. `fit` should train on `split.train` only; `split.valid` may be
+    `supports_rerank`, `device`. Optional: `score_candidates(users, lists) -> (B, C)` for
+    per-user candidate lists (sampled, rerank); without it the union of the batch's candidates
+    is scored with `score`. `info` (dict), when present after fit, goes into the manifest.
+    `fit` should train on `split.train` only; `split.valid` may be
     used for early stopping.
     """
 
@@ -35,6 +38,8 @@ class Recommender:
 
     def __init__(self, seed: int = 0):
         self.seed = seed
+        # set by the runner before fit: cache_dir, use_cache, quiet
+        self.runtime: dict = {}
 
     def fit(self, split: Split, dataset: Dataset) -> None:
         raise NotImplementedError

@@ -80,6 +80,7 @@ class Dataset:
             h.update("\x1f".join(map(str, ids)).encode())
         for table in (self.items, self.users):
             if table is not None:
+                h.update("\x1f".join(map(str, table.columns)).encode())
                 h.update(pd.util.hash_pandas_object(table, index=True).values.tobytes())
         return h.hexdigest()[:16]
 

@@ -317,3 +317,18 @@ def test_leakage_temporal_order_and_cold_items():
     with pytest.raises(LeakageError, match="cold_items"):
         check_split(_split(ds, "cold_items", [0, 1, 2], [4], [5],
                            {"train": None, "valid": np.array([2]), "test": np.array([3])}))
+
+
+def test_ratios_summing_to_one_within_rounding_are_accepted(synthetic):
+    # sums to 1 within 1e-6; the cumulative quantile level (> 1) is clipped, not an error
+    split = make_split(synthetic, "temporal", {"ratios": [0.8, 0.2000001, 0.0]})
+    assert len(split.rows["train"]) > 0 and len(split.rows["valid"]) > 0
+
+
+@pytest.mark.parametrize("protocol,params", [
+    ("cold_items", {"item_share": "0.2"}),            # TypeError from the range comparison
+    ("temporal", {"keep_cold_users": "no"}),           # a truthy string keeps cold users
+])
+def test_bad_parameter_values_are_user_errors(synthetic, protocol, params):
+    with pytest.raises(UserError):
+        make_split(synthetic, protocol, params)

@@ -58,6 +58,6 @@ def _align(table: pd.DataFrame | None, key: str, ids: np.ndarray) -> pd.DataFram
     t = t.drop_duplicates(key).set_index(key).reindex(pd.Index(ids, name=key))
     t = t.reset_index(drop=True)
     for c in t.columns:
-        if t[c].dtype == object:
+        if not pd.api.types.is_numeric_dtype(t[c]):
             t[c] = t[c].fillna("")
     return t

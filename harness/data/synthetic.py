@@ -30,21 +30,31 @@ def synthetic_tables(n_users: int = 500, n_items: int = 300, n_interactions: int
     pop = pop[rng.permutation(n_items)]
     pref = rng.dirichlet(np.full(n_genres, 0.3), n_users)
     activity = rng.lognormal(0.0, 1.0, n_users)
-    # oversample, then de-duplicate down to the requested size
-    draws = int(n_interactions * 1.3) + 16
-    users = rng.choice(n_users, draws, p=activity / activity.sum())
-    cum = np.cumsum(pref, axis=1)
-    g = np.minimum((cum[users] < rng.random((draws, 1))).sum(1), n_genres - 1)
+    if n_interactions > n_users * n_items:
+        raise ValueError(f"n_interactions={n_interactions} exceeds n_users * n_items")
     order = np.argsort(genre, kind="stable")
     starts = np.searchsorted(genre[order], np.arange(n_genres + 1))
     wcum = np.cumsum(pop[order])
-    lo = np.where(starts[g] > 0, wcum[np.maximum(starts[g] - 1, 0)], 0.0)
-    hi = wcum[np.maximum(starts[g + 1] - 1, 0)]
-    pos = np.searchsorted(wcum, lo + rng.random(draws) * (hi - lo), side="right")
-    pos = np.clip(pos, starts[g], np.maximum(starts[g + 1] - 1, starts[g]))
-    items = order[np.minimum(pos, n_items - 1)]
-    pairs = pd.DataFrame({"user_id": users, "item_id": items}).drop_duplicates()
-    pairs = pairs.iloc[:n_interactions]
+    cum = np.cumsum(pref, axis=1)
+    p_user = activity / activity.sum()
+
+    def draw(k: int) -> pd.DataFrame:
+        users = rng.choice(n_users, k, p=p_user)
+        g = np.minimum((cum[users] < rng.random((k, 1))).sum(1), n_genres - 1)
+        lo = np.where(starts[g] > 0, wcum[np.maximum(starts[g] - 1, 0)], 0.0)
+        hi = wcum[np.maximum(starts[g + 1] - 1, 0)]
+        pos = np.searchsorted(wcum, lo + rng.random(k) * (hi - lo), side="right")
+        pos = np.clip(pos, starts[g], np.maximum(starts[g + 1] - 1, starts[g]))
+        return pd.DataFrame({"user_id": users, "item_id": order[np.minimum(pos, n_items - 1)]})
+
+    # draw until there are enough distinct (user, item) pairs (keeping draw order)
+    pairs = draw(int(n_interactions * 1.3) + 16).drop_duplicates()
+    for _ in range(50):
+        if len(pairs) >= n_interactions:
+            break
+        more = draw(2 * (n_interactions - len(pairs)) + 16)
+        pairs = pd.concat([pairs, more]).drop_duplicates(keep="first")
+    pairs = pairs.iloc[:n_interactions].reset_index(drop=True)
     top = pref.argmax(1)
     liked = genre[pairs["item_id"].to_numpy()] == top[pairs["user_id"].to_numpy()]
     rating = np.where(liked, rng.integers(4, 6, len(pairs)), rng.integers(1, 6, len(pairs)))

@@ -41,15 +41,21 @@ def validate_params(protocol: str, params: dict) -> dict:
             raise UserError(f"split '{protocol}' has no parameter '{key}'"
                             f"{did_you_mean(key, allowed)}")
     full = {**allowed, **params}
+    number = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool)  # noqa: E731
     if "ratios" in full:
         r = full["ratios"]
-        full["ratios"] = r = list(r)
-        if len(r) != 3 or any((not isinstance(x, (int, float))) or x < 0 for x in r):
+        if not isinstance(r, (list, tuple)) or len(r) != 3 or not all(
+                number(x) and x >= 0 for x in r):
             raise UserError(f"split '{protocol}': ratios must be 3 non-negative numbers, got {r}")
         if abs(sum(r) - 1.0) > 1e-6:
             raise UserError(f"split '{protocol}': ratios must sum to 1, got {r} (sum {sum(r)})")
-    if "item_share" in full and not 0 < full["item_share"] < 1:
-        raise UserError(f"split 'cold_items': item_share must be in (0, 1), got {full['item_share']}")
+        full["ratios"] = list(r)
+    if "item_share" in full and not (number(full["item_share"]) and 0 < full["item_share"] < 1):
+        raise UserError(f"split 'cold_items': item_share must be a number in (0, 1), "
+                        f"got {full['item_share']!r}")
+    if "keep_cold_users" in full and not isinstance(full["keep_cold_users"], bool):
+        raise UserError(f"split '{protocol}': keep_cold_users must be true or false, "
+                        f"got {full['keep_cold_users']!r}")
     return full
 
 

@@ -62,7 +62,8 @@ def temporal(ds: Dataset, rng: np.random.Generator, ratios=(0.8, 0.1, 0.1),
     if inter.timestamp is None:
         raise ValueError("temporal needs timestamps")
     ts = inter.timestamp
-    t1, t2 = np.quantile(ts, [ratios[0], ratios[0] + ratios[1]], method="lower")
+    q = np.clip([ratios[0], ratios[0] + ratios[1]], 0.0, 1.0)  # sums may exceed 1 by rounding
+    t1, t2 = np.quantile(ts, q, method="lower")
     t2 = max(t2, t1)
     train = ts < t1
     valid = (ts >= t1) & (ts < t2)

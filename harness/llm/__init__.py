@@ -1,0 +1,1 @@
+"""LLM-based reference recommenders (`llm-embed`, `llm-rank`) and their text layer."""

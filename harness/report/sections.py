@@ -1,0 +1,187 @@
+"""Generic tables for the fairness, robustness and efficiency rows of a metrics table.
+
+Same grouping as the leaderboards (dataset, split fingerprint, target, candidate protocol).
+Every cell is the mean over seeds of the run-level value, with '± sd' (sample sd over seeds,
+ddof 1) when there are several seeds.
+
+- fairness (slice != all, or pass = fairness): per metric@k and slice attribute (the part of
+  'attr=value' before '='), models x slice values, the accuracy value of slice 'all' first when
+  there is one, then gap = max - min over the attribute's slices.
+- robustness (perturbation = 'name@severity' != none): per metric@k, slice and perturbation
+  name, models x (clean, then severities ascending), then worst Δ% = 100 (worst - clean) /
+  clean, worst = the lowest value (highest for lower-is-better metrics).
+- efficiency (pass = efficiency): models x metric[@k]; best per column bold, lower is better
+  for times, latencies and memory (`higher_is_better`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from harness.report.tables import (Cell, Table, col_label, fmt, groups, key_title,
+                                   section_of)
+
+_LOWER = ("latency", "time", "_ms", "_sec", "seconds", "memory", "mem_", "bytes", "rss",
+          "gini", "gap", "disparity")
+
+
+def higher_is_better(metric: str) -> bool:
+    """False for metric names that look like costs (latency, time, memory, gini, gap);
+    rates (throughput, per_s, qps) are higher-is-better."""
+    name = metric.lower()
+    if any(t in name for t in ("throughput", "per_s", "qps", "per_sec")):
+        return True
+    return not (any(t in name for t in _LOWER) or name.endswith("_s"))
+
+
+def parse_perturbation(p: str) -> tuple[str, float]:
+    """'typo@0.2' -> ('typo', 0.2); 'none' -> ('none', 0.0); no '@' -> (p, nan)."""
+    if p == "none":
+        return "none", 0.0
+    name, _, sev = p.rpartition("@")
+    try:
+        return name, float(sev)
+    except ValueError:
+        return p, float("nan")
+
+
+def _agg(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    return df.groupby(by, sort=False)["value"].agg(["mean", "std", "count"]).reset_index()
+
+
+def _num(x: float, general: bool) -> str:
+    return ("–" if pd.isna(x) else f"{x:.4g}") if general else fmt(x)
+
+
+def _text(row, general: bool = False) -> str:
+    """'mean ± sd' (sd only with several seeds); general: 4 significant digits."""
+    if row is None or pd.isna(row["mean"]):
+        return "–"
+    sd = (f" ± {_num(row['std'], general)}" if row["count"] > 1 and pd.notna(row["std"])
+          else "")
+    return _num(row["mean"], general) + sd
+
+
+def _models(df: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(df["model"]))
+
+
+def fairness_tables(metrics: pd.DataFrame) -> list[Table]:
+    sec = section_of(metrics)
+    fair, acc = metrics[sec == "fairness"], metrics[sec == "accuracy"]
+    out = []
+    for key, g in groups(fair):
+        g = g.assign(attr=g["slice"].str.partition("=")[0])
+        base = acc
+        for f, v in key.items():
+            base = base[base[f] == v]
+        for (metric, k, attr), h in g.groupby(["metric", "k", "attr"], sort=False):
+            a = _agg(h, ["model", "slice"])
+            slices = sorted(set(a["slice"]))
+            b = _agg(base[(base.metric == metric) & (base.k == k)], ["model"])
+            show_all = attr != "all" and not b.empty
+            rows, recs = [], []
+            for m in _models(h):
+                cells, vals = [], []
+                if show_all:
+                    r = b[b.model == m]
+                    cells.append(Cell(_text(r.iloc[0]) if len(r) else "–"))
+                    if len(r):
+                        recs.append({"model": m, "slice": "all", **r.iloc[0][
+                            ["mean", "std", "count"]].to_dict()})
+                for s in slices:
+                    r = a[(a.model == m) & (a.slice == s)]
+                    cells.append(Cell(_text(r.iloc[0]) if len(r) else "–"))
+                    if len(r):
+                        vals.append(r.iloc[0]["mean"])
+                        recs.append({"model": m, "slice": s,
+                                     **r.iloc[0][["mean", "std", "count"]].to_dict()})
+                gap = max(vals) - min(vals) if len(vals) > 1 else np.nan
+                cells.append(Cell(fmt(gap)))
+                recs.append({"model": m, "slice": "gap(max-min)", "mean": gap})
+                rows.append((m, cells))
+            data = pd.DataFrame(recs).assign(metric=metric, k=k, attribute=attr)
+            cols = (["all"] if show_all else []) + slices + ["gap (max−min)"]
+            title = f"{col_label(metric, k)} by {attr} · {key_title(key, h)}"
+            out.append(Table("fairness", "", title, cols, rows, data, key,
+                             ["Mean over seeds (± sd over seeds); gap = max − min over the "
+                              f"{attr} slices."]))
+    return out
+
+
+def robustness_tables(metrics: pd.DataFrame) -> list[Table]:
+    sec = section_of(metrics)
+    rob, acc = metrics[sec == "robustness"], metrics[sec == "accuracy"]
+    out = []
+    for key, g in groups(rob):
+        parsed = [parse_perturbation(p) for p in g["perturbation"]]
+        g = g.assign(pname=[p[0] for p in parsed], severity=[p[1] for p in parsed])
+        base = acc
+        for f, v in key.items():
+            base = base[base[f] == v]
+        for (metric, k, slc, pname), h in g.groupby(["metric", "k", "slice", "pname"],
+                                                   sort=False):
+            a = _agg(h, ["model", "severity", "perturbation"])
+            sevs = sorted(set(a["severity"]), key=lambda x: (np.isnan(x), x))
+            b = _agg(base[(base.metric == metric) & (base.k == k) & (base.slice == slc)],
+                     ["model"])
+            hib = higher_is_better(metric)
+            rows, recs = [], []
+            for m in _models(h):
+                r0 = b[b.model == m]
+                clean = r0.iloc[0]["mean"] if len(r0) else np.nan
+                cells = [Cell(_text(r0.iloc[0]) if len(r0) else "–")]
+                recs.append({"model": m, "severity": 0.0, "perturbation": "none",
+                             "mean": clean, "std": r0.iloc[0]["std"] if len(r0) else np.nan,
+                             "count": r0.iloc[0]["count"] if len(r0) else 0})
+                vals = []
+                for s in sevs:
+                    r = a[(a.model == m) & ((a.severity == s) | (a.severity.isna()
+                                                                 & np.isnan(s)))]
+                    cells.append(Cell(_text(r.iloc[0]) if len(r) else "–"))
+                    if len(r):
+                        vals.append(r.iloc[0]["mean"])
+                        recs.append({"model": m, **r.iloc[0][
+                            ["severity", "perturbation", "mean", "std", "count"]].to_dict()})
+                worst = (min(vals) if hib else max(vals)) if vals else np.nan
+                drop = (100 * (worst - clean) / clean if clean and pd.notna(clean)
+                        else np.nan)
+                cells.append(Cell(fmt(drop, 1)))
+                rows.append((m, cells))
+            data = pd.DataFrame(recs).assign(metric=metric, k=k, slice=slc, name=pname)
+            cols = ["clean"] + [f"{pname}@{s:g}" for s in sevs] + ["worst Δ%"]
+            where = "" if slc == "all" else f" · slice {slc}"
+            title = f"{col_label(metric, k)} under {pname}{where} · {key_title(key, h)}"
+            out.append(Table("robustness", "", title, cols, rows, data, key,
+                             ["Mean over seeds (± sd over seeds); clean = the accuracy pass; "
+                              "worst Δ% = 100 (worst − clean) / clean."]))
+    return out
+
+
+def efficiency_tables(metrics: pd.DataFrame) -> list[Table]:
+    eff = metrics[section_of(metrics) == "efficiency"]
+    out = []
+    for key, g in groups(eff):
+        g = g.assign(col=[col_label(m, k) for m, k in zip(g["metric"], g["k"])])
+        a = _agg(g, ["model", "col", "metric"])
+        cols = list(dict.fromkeys(g["col"]))
+        best = {}
+        for c in cols:
+            s = a[a.col == c]
+            hib = higher_is_better(s["metric"].iloc[0])
+            best[c] = s["mean"].max() if hib else s["mean"].min()
+        rows = []
+        for m in _models(g):
+            cells = []
+            for c in cols:
+                r = a[(a.model == m) & (a.col == c)]
+                cells.append(Cell(_text(r.iloc[0], True), best=bool(np.isclose(r.iloc[0]["mean"],
+                                                                         best[c])))
+                             if len(r) else Cell("–"))
+            rows.append((m, cells))
+        out.append(Table("efficiency", "", key_title(key, g), cols, rows,
+                         a.rename(columns={"col": "column"}), key,
+                         ["Mean over seeds (± sd over seeds). Bold: best per column (lowest "
+                          "for latency, time and memory)."]))
+    return out
