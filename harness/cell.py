@@ -47,7 +47,7 @@ def cell_status(cell_dir: Path) -> dict | None:
 
 
 def run_cell(cell: Cell, suite: Suite, run_id: str, split: Split, get_candidates,
-             cell_dir: Path, quiet: bool, keep_top: bool, log) -> dict:
+             cell_dir: Path, quiet: bool, keep_top: bool, log, runtime: dict | None = None) -> dict:
     """Fit and evaluate; on any exception record the failure (status 'failed') and return it."""
     status = {"cell": cell.key, "dataset": cell.dataset, "split": cell.split,
               "candidates": cell.candidates, "model": cell.model.label, "recommender": cell.model.name,
@@ -57,6 +57,8 @@ def run_cell(cell: Cell, suite: Suite, run_id: str, split: Split, get_candidates
         cand = get_candidates()
         status["candidates_fingerprint"] = cand.fingerprint
         model = registry.build(cell.model.name, cell.model.params, cell.seed)
+        if hasattr(model, "runtime"):
+            model.runtime = dict(runtime or {})
         model.fit(split, split.dataset)
         status["fit_s"] = round(time.perf_counter() - t0, 4)
         t1 = time.perf_counter()

@@ -32,6 +32,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--cache-dir", type=Path, help="split cache (default: OUT/.cache)")
     r.add_argument("--save-runs", action="store_true", help="also write TREC run/qrels files")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.add_argument("--no-cache", action="store_true",
+                   help="bypass the embedding cache (splits are still cached and verified)")
     _report_parser(sub)
     sub.add_parser("list", help="list recommenders, datasets, splits, metrics")
     d = sub.add_parser("datasets", help="dataset commands")
@@ -93,7 +95,7 @@ def cmd_run(args) -> int:
     from harness.suite import load_suite
     suite = load_suite(args.suite)
     res = run_suite(suite, args.out, args.models, args.seeds, args.save_runs, args.quiet,
-                    args.run_id, args.cache_dir)
+                    args.run_id, args.cache_dir, use_cache=not args.no_cache)
     k = 10 if 10 in suite.ks else max(suite.ks)
     for title, table in leaderboard_tables(res.metrics, [k], list(suite.metrics)):
         print(f"\n{title}\n{to_markdown(table)}")

@@ -17,6 +17,9 @@ BUILTINS = {
     "ease": "baselines.ease:EASE",
     "als": "baselines.als:ALS",
     "bpr": "baselines.bpr:BPR",
+    "recbole": "baselines.recbole:RecBoleRecommender",
+    "llm-embed": "harness.llm.embed:LLMEmbed",
+    "llm-rank": "harness.llm.rank:LLMRank",
 }
 
 

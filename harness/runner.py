@@ -64,7 +64,8 @@ def _logger(run_dir: Path) -> logging.Logger:
 
 def run_suite(suite: Suite, out: Path = Path("results"), models: list[str] | None = None,
               seeds: list[int] | None = None, save_runs: bool = False, quiet: bool = False,
-              run_id: str | None = None, cache_dir: Path | None = None) -> RunResult:
+              run_id: str | None = None, cache_dir: Path | None = None,
+              use_cache: bool = True) -> RunResult:
     """Run (or resume) a suite into out/<suite>/<run-id>/ and return the consolidated result."""
     started = time.time()
     cells = select(suite, models, seeds)
@@ -96,7 +97,8 @@ def run_suite(suite: Suite, out: Path = Path("results"), models: list[str] | Non
             get = (lambda c=cell, k=key: store.get(c.dataset, c.split, splits[k],
                                                    specs[c.candidates], c.seed))
             st = run_cell(cell, suite, run_dir.name, splits[key], get, cell_dir, quiet,
-                          save_runs, log)
+                          save_runs, log, {"cache_dir": cache_dir / "embeddings",
+                                           "use_cache": use_cache, "quiet": quiet})
             log.info("cell %s %s in %.2fs", cell.key, st["status"], st["duration_s"])
             statuses.append(st)
             pb.update(1)
@@ -108,6 +110,7 @@ def run_suite(suite: Suite, out: Path = Path("results"), models: list[str] | Non
     board = write_leaderboard(run_dir, metrics, list(suite.metrics), failed)
     manifest = build_manifest(suite, run_dir.name, datasets, splits, statuses, started,
                               {"models": models, "seeds": seeds, "save_runs": save_runs,
+                               "use_cache": use_cache,
                                "cache_dir": str(cache_dir)}, store.records)
     write_manifest(run_dir, manifest)
     return RunResult(run_dir, manifest, board, metrics)
