@@ -36,10 +36,12 @@ class BPR(Recommender):
     Every `eval_every` epochs NDCG@10 on the split's valid part (full ranking) is measured; the
     best evaluation's weights are kept and training stops after `patience` evaluations without
     improvement (no valid part: trains all `epochs`). `info` records best_epoch, epochs_run and
-    best_valid_ndcg@10. Runs on CUDA when available; all randomness comes from a CPU generator
-    seeded by `seed`. Users with no training history get train popularity scores."""
+    best_valid_ndcg@10. Embeddings start from N(0, 0.1²). Runs on CUDA when available; all
+    randomness (init, shuffling, negatives) comes from a CPU generator seeded by `seed`, so CPU
+    runs are bitwise reproducible (CUDA's atomic adds may differ in the last bits). Users with
+    no training history get train popularity scores."""
 
-    def __init__(self, factors: int = 64, lr: float = 0.005, l2: float = 1e-4,
+    def __init__(self, factors: int = 64, lr: float = 0.005, l2: float = 0.007,
                  batch_size: int = 4096, epochs: int = 200, patience: int = 5,
                  eval_every: int = 2, seed: int = 0):
         super().__init__(seed)
@@ -75,7 +77,9 @@ class BPR(Recommender):
             for start in range(0, len(order), self.batch_size):
                 b = order[start:start + self.batch_size]
                 u, i, j = users[b].to(dev), items[b].to(dev), neg[b].to(dev)
-                pu, qi, qj = p[u], q[i], q[j]
+                # index_select's backward (index_add) is deterministic on CPU; the backward of
+                # p[u] (index_put with accumulate) uses atomic adds across threads
+                pu, qi, qj = p.index_select(0, u), q.index_select(0, i), q.index_select(0, j)
                 diff = (pu * (qi - qj)).sum(1)
                 reg = (pu.square().sum() + qi.square().sum() + qj.square().sum()) / len(b)
                 loss = -F.logsigmoid(diff).mean() + self.l2 * reg

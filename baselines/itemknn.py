@@ -49,7 +49,7 @@ class ItemKNN(Recommender):
     shrink). Users with no training history get train popularity scores instead; items never
     seen in training score 0."""
 
-    def __init__(self, k: int = 100, shrink: float = 10.0, seed: int = 0):
+    def __init__(self, k: int = 200, shrink: float = 10.0, seed: int = 0):
         super().__init__(seed)
         self.k, self.shrink = k, shrink
         self.history: sp.csr_matrix | None = None

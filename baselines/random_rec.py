@@ -12,8 +12,6 @@ class RandomRec(Recommender):
     """score(u, i) ~ U[0, 1), drawn from a generator seeded by (seed, u): deterministic per
     (seed, user, item), independent of batch composition, and with no n_users x n_items table."""
 
-    supports_rerank = True
-
     def __init__(self, seed: int = 0):
         super().__init__(seed)
         self.n_items = 0

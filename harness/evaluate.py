@@ -21,6 +21,25 @@ def _rows_to_columns(m: sp.csr_matrix, rows: np.ndarray, col_of: torch.Tensor):
     return r[keep], c[keep]
 
 
+def top_k(s: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row-wise top-k, ties broken by lower column first, so the ranking does not depend on k or
+    on the top-k kernel. `torch.topk` is used as is for rows without ties that matter (a repeated
+    value inside the top-k or at its boundary, excluded -inf entries aside); the other rows get a
+    stable descending sort."""
+    top_s, top_c = torch.topk(s, k, dim=1)
+    if k == 0:
+        return top_s, top_c
+    boundary = top_s[:, -1:]
+    tied_edge = ((s >= boundary).sum(1) > k) & ~torch.isneginf(boundary[:, 0])
+    inner = top_s[:, 1:] == top_s[:, :-1]
+    tied_inner = (inner & ~torch.isneginf(top_s[:, 1:])).any(1)
+    rows = torch.nonzero(tied_edge | tied_inner).squeeze(1)
+    if len(rows):
+        srt_s, srt_c = torch.sort(s[rows], dim=1, descending=True, stable=True)
+        top_s[rows], top_c[rows] = srt_s[:, :k], srt_c[:, :k]
+    return top_s, top_c
+
+
 def metrics_from_scores(scores: torch.Tensor, truth_rc, exclude_rc, n_relevant: torch.Tensor,
                         ks: list[int], metrics: list[str]):
     """Per-user metric values for one (B, C) score matrix. `truth_rc`/`exclude_rc` are (rows, cols)
@@ -32,7 +51,7 @@ def metrics_from_scores(scores: torch.Tensor, truth_rc, exclude_rc, n_relevant: 
     s[torch.isneginf(s)] = torch.finfo(s.dtype).min  # below real scores, above excluded
     s[exclude_rc[0], exclude_rc[1]] = -torch.inf
     kmax = max(ks)
-    top_s, top_c = torch.topk(s, min(kmax, s.shape[1]), dim=1)
+    top_s, top_c = top_k(s, min(kmax, s.shape[1]))
     rel = torch.zeros(s.shape, dtype=torch.bool)
     rel[truth_rc[0], truth_rc[1]] = True
     hits = rel.gather(1, top_c) & ~torch.isneginf(top_s)

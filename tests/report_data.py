@@ -32,7 +32,8 @@ def make_run(path: Path, models: dict = QUALITY, seeds=(0, 1), n_users: int = 12
     for model, q in models.items():
         for seed in seeds:
             cell = f"{dataset}__split__{protocol}__{model}__s{seed}"
-            rng = np.random.default_rng(zlib.crc32(f"{model}/{seed}/{dataset}/{protocol}".encode()))
+            rng = np.random.default_rng(zlib.crc32(
+                f"{model}/{seed}/{dataset}/{fingerprint}/{protocol}".encode()))
             base = np.clip(rng.normal(q + shift, 0.15, n_users), 0, 1)
             const = {"suite": suite, "run_id": path.name, "cell": cell, "dataset": dataset,
                      "split": "split", "split_fingerprint": fingerprint, "protocol": protocol,

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from harness.candidates import full_candidates
+from harness.data import load_dataset
 from harness.evaluate import evaluate, metrics_from_scores
 from harness.metrics import METRICS
 from harness.splits import make_split
@@ -277,3 +278,24 @@ def test_float64_scores_keep_their_order():
     values, top_c, _ = metrics_from_scores(scores, truth, empty, torch.tensor([1]), [1], ["hit"])
     assert top_c[0, 0].item() == 2
     assert values[("hit", 1)][0] == 1.0
+
+
+def test_ties_break_by_lower_column_whatever_k():
+    from harness.evaluate import top_k
+    s = torch.tensor([[1.0, 3.0, 3.0, 2.0, 3.0, 0.0], [5.0, 4.0, 3.0, 2.0, 1.0, 0.0]])
+    for k in (1, 2, 3, 4, 6):
+        _, c = top_k(s.clone(), k)
+        assert c[0].tolist() == [1, 2, 4, 3, 0, 5][:k]
+        assert c[1].tolist() == [0, 1, 2, 3, 4, 5][:k]
+
+
+def test_popularity_per_user_values_do_not_depend_on_largest_k():
+    # pop has many ties; the k = 10 values must be the same whether k = 20 is also evaluated
+    ds = load_dataset("ml-100k")
+    split = make_split(ds, "random_holdout", {}, seed=0)
+    cand = full_candidates(split, "test")
+    fn = _pop_scorer(split)
+    a = evaluate(fn, cand, [10], ALL)
+    b = evaluate(fn, cand, [5, 10, 20, 50], ALL)
+    for m in ALL:
+        np.testing.assert_array_equal(a.values[(m, 10)], b.values[(m, 10)])

@@ -8,11 +8,15 @@ metrics row is tagged with what decides which rows may be compared (see `TABLE_K
   manifest's `candidates` records, matched to the cell by its candidate fingerprint. Two runs
   that use the same protocol label with different parameters thus never share a table.
 
-Merging (several machines, or shards of one suite): rows are identified by
-``(dataset, split_fingerprint, target, cell, pass, metric, k, slice, perturbation)``; the same
-row from two directories must be identical (value and n_users) and is kept once, anything else
-is a `UserError` naming both directories. Per-user rows are checked the same way on
-``(dataset, split_fingerprint, target, cell, user, metric, k, perturbation)``.
+Per-user rows get the same tags through their cell (cell keys are unique within a run, not
+across runs: two runs with different split fingerprints share cell names).
+
+Merging (several machines, or shards of one suite): rows are identified by the table key plus
+``(cell, pass, metric, k, slice, perturbation)``; the same row from two directories must be
+identical (value and n_users) and is kept once, anything else is a `UserError` naming both
+directories. A model label must have one definition (recommender and parameters, from the
+manifest's cells) within a table. Per-user rows are checked the same way on the table key plus
+``(cell, user, metric, k, perturbation)``.
 """
 
 from __future__ import annotations
@@ -27,10 +31,8 @@ from harness.errors import UserError
 from harness.results import METRIC_COLUMNS, PER_USER_COLUMNS
 
 TABLE_KEY = ["dataset", "split_fingerprint", "target", "protocol", "candidates_def"]
-ROW_ID = ["dataset", "split_fingerprint", "target", "cell", "pass", "metric", "k", "slice",
-          "perturbation"]
-USER_ID = ["dataset", "split_fingerprint", "target", "cell", "user", "metric", "k",
-           "perturbation"]
+ROW_ID = TABLE_KEY + ["cell", "pass", "metric", "k", "slice", "perturbation"]
+USER_ID = TABLE_KEY + ["cell", "user", "metric", "k", "perturbation"]
 
 
 @dataclass
@@ -110,12 +112,32 @@ def _tag(metrics: pd.DataFrame, manifest: dict, path: Path) -> pd.DataFrame:
     m["target"] = str((manifest.get("evaluation") or {}).get("target", "test"))
     m["candidates_def"] = [candidates_definition(by_fp.get(cell_fp.get(c)), p)
                            for c, p in zip(m["cell"], m["protocol"])]
+    defs = {c["cell"]: json.dumps({"recommender": c.get("recommender"),
+                                   "params": c.get("params")}, sort_keys=True, default=str)
+            for c in manifest.get("cells", [])}
+    m["model_def"] = m["cell"].map(defs).fillna("")
     m["source"] = str(path)
     return m
 
 
+def check_models(metrics: pd.DataFrame) -> None:
+    """A model label must mean one recommender and parameters within a table (it may differ
+    between tables): otherwise shards of differently configured models would be averaged."""
+    n = metrics.groupby(TABLE_KEY + ["model"])["model_def"].nunique()
+    if (n > 1).any():
+        key = n[n > 1].index[0]
+        sel = metrics
+        for f, v in zip(TABLE_KEY + ["model"], key):
+            sel = sel[sel[f] == v]
+        defs = "; ".join(f"{src}: {d}" for src, d in
+                         sel[["source", "model_def"]].drop_duplicates().itertuples(index=False))
+        raise UserError(f"model '{key[-1]}' is defined differently in runs that share a table "
+                        f"({key[0]}, split {key[1]}, candidates {key[3]}): {defs}; give the "
+                        "variants distinct labels")
+
+
 def _tag_users(per_user: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
-    info = metrics.drop_duplicates("cell")[["cell", "dataset", "split_fingerprint", "target"]]
+    info = metrics.drop_duplicates("cell")[["cell"] + TABLE_KEY]
     pu = per_user.merge(info, on="cell", how="inner")
     pu["source"] = metrics["source"].iloc[0] if len(metrics) else ""
     return pu
@@ -133,9 +155,10 @@ def _dedupe(df: pd.DataFrame, ident: list[str], compare: list[str], what: str) -
         rows = d.set_index(ident).loc[[key]]
         detail = "; ".join(f"{r['source']}: " + ", ".join(f"{c}={r[c]}" for c in compare)
                            for _, r in rows.reset_index().iterrows())
-        shown = dict(zip(ident, key))
+        shown = ", ".join(f"{f}={v}" for f, v in zip(ident, key))
         raise UserError(f"conflicting duplicate {what} row across run directories "
-                        f"({len(bad)} in all), first {shown}: {detail}")
+                        f"({len(bad)} in all; the same row must be identical to be merged), "
+                        f"first ({shown}): {detail}")
     return df.drop_duplicates(ident, keep="first")
 
 
@@ -146,6 +169,7 @@ def merge_runs(runs: list[RunData]) -> tuple[pd.DataFrame, pd.DataFrame]:
     metrics = pd.concat([r.metrics for r in runs], ignore_index=True)
     per_user = pd.concat([r.per_user for r in runs], ignore_index=True)
     metrics = _dedupe(metrics, ROW_ID, ["value", "n_users", "model", "seed"], "metrics")
+    check_models(metrics)
     if len(runs) > 1 and len(per_user):
         per_user = _dedupe(per_user, USER_ID, ["value"], "per-user")
     return metrics.reset_index(drop=True), per_user.reset_index(drop=True)

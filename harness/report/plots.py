@@ -72,8 +72,8 @@ def metric_per_k(table, number: int, out: Path) -> dict | None:
         ax.set_xticks(sorted(set(d[d.metric == metric]["k"])))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    return _save(fig, out, f"{table.slug}__per_k", f"Table {number}: metric per k (band: bootstrap CI)",
-                 number, "metric_per_k")
+    title = f"Table {number}: metric per k (band: bootstrap CI)"
+    return _save(fig, out, f"{table.slug}__per_k", title, number, "metric_per_k")
 
 
 def per_group(table, number: int, out: Path) -> dict | None:
@@ -91,8 +91,8 @@ def per_group(table, number: int, out: Path) -> dict | None:
     ax.set_ylabel(f"{d['metric'].iloc[0]}@{d['k'].iloc[0]}")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, axis="y")
-    return _save(fig, out, f"{table.slug}__groups", f"Table {number}: {table.title.split(' · ')[0]}",
-                 number, "per_group")
+    title = f"Table {number}: {table.title.split(' · ')[0]}"
+    return _save(fig, out, f"{table.slug}__groups", title, number, "per_group")
 
 
 def degradation(table, number: int, out: Path) -> dict | None:
@@ -107,8 +107,8 @@ def degradation(table, number: int, out: Path) -> dict | None:
     ax.set_ylabel(f"{d['metric'].iloc[0]}@{d['k'].iloc[0]}")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    return _save(fig, out, f"{table.slug}__degradation", f"Table {number}: {table.title.split(' · ')[0]}",
-                 number, "degradation")
+    title = f"Table {number}: {table.title.split(' · ')[0]}"
+    return _save(fig, out, f"{table.slug}__degradation", title, number, "degradation")
 
 
 def quality_latency(eff, eff_number: int, acc, out: Path) -> dict | None:
@@ -128,6 +128,7 @@ def quality_latency(eff, eff_number: int, acc, out: Path) -> dict | None:
     for m, xi, yi in zip(models, x, y):
         ax.annotate(m, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.step(x[front], y[front], where="post", color="tab:red", label="Pareto front")
+    ax.margins(0.12)
     ax.set_xlabel("p90 latency (ms)")
     ax.set_ylabel(first)
     if x.min() > 0 and x.max() / x.min() > 50:

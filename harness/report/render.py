@@ -92,7 +92,7 @@ th,td{border:1px solid #ddd;padding:.3em .6em;text-align:right;white-space:nowra
 th:first-child,td:first-child{text-align:left} thead th{background:#f3f3f3}
 .d{color:#666;font-size:.9em} .m{color:#b00} .note{color:#555;font-size:.85em;margin:.2em 0}
 figure{margin:1em 0} figure img{max-width:100%;border:1px solid #eee}
-ul.hdr{font-size:.85em;color:#444}
+ul.hdr{font-size:.85em;color:#444} .wrap{overflow-x:auto;max-width:100%}
 """
 
 
@@ -107,11 +107,12 @@ def table_html(t, number: int) -> str:
             if c.detail:
                 v += f' <span class="d">{html.escape(c.detail)}</span>'
             if c.marker:
-                v += f' <span class="m">{html.escape(c.marker)}</span>'
+                cls = "m" if c.marker.startswith("†") else "d"
+                v += f' <span class="{cls}">{html.escape(c.marker)}</span>'
             tds.append(f"<td>{v}</td>")
         body.append("<tr>" + "".join(tds) + "</tr>")
-    return (f'<table id="table-{number}" class="{t.section}"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table>")
+    return (f'<div class="wrap"><table id="table-{number}" class="{t.section}"><thead><tr>'
+            f"{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
 
 
 def to_html(report) -> str:

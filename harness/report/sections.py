@@ -76,7 +76,8 @@ def fairness_tables(metrics: pd.DataFrame) -> list[Table]:
         base = acc
         for f, v in key.items():
             base = base[base[f] == v]
-        for (metric, k, attr), h in g.groupby(["metric", "k", "attr"], sort=False):
+        for (metric, k, attr), h in g.groupby(["metric", "k", "attr"], sort=False,
+                                               dropna=False):
             a = _agg(h, ["model", "slice"])
             slices = sorted(set(a["slice"]))
             b = _agg(base[(base.metric == metric) & (base.k == k)], ["model"])
@@ -121,7 +122,7 @@ def robustness_tables(metrics: pd.DataFrame) -> list[Table]:
         for f, v in key.items():
             base = base[base[f] == v]
         for (metric, k, slc, pname), h in g.groupby(["metric", "k", "slice", "pname"],
-                                                   sort=False):
+                                                   sort=False, dropna=False):
             a = _agg(h, ["model", "severity", "perturbation"])
             sevs = sorted(set(a["severity"]), key=lambda x: (np.isnan(x), x))
             b = _agg(base[(base.metric == metric) & (base.k == k) & (base.slice == slc)],
@@ -150,7 +151,8 @@ def robustness_tables(metrics: pd.DataFrame) -> list[Table]:
                 cells.append(Cell(fmt(drop, 1)))
                 rows.append((m, cells))
             data = pd.DataFrame(recs).assign(metric=metric, k=k, slice=slc, name=pname)
-            cols = ["clean"] + [f"{pname}@{s:g}" for s in sevs] + ["worst Δ%"]
+            cols = (["clean"] + [pname if np.isnan(s) else f"{pname}@{s:g}" for s in sevs]
+                    + ["worst Δ%"])
             where = "" if slc == "all" else f" · slice {slc}"
             title = f"{col_label(metric, k)} under {pname}{where} · {key_title(key, h)}"
             out.append(Table("robustness", "", title, cols, rows, data, key,

@@ -48,11 +48,12 @@ def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, seed: int = 0,
 
 def paired_t(a: np.ndarray, b: np.ndarray) -> float:
     """Two-sided paired t-test on d = a - b: t = mean(d) / (sd(d) / sqrt(n)), sd with ddof 1,
-    p = 2 P(T_{n-1} >= |t|) (scipy.stats.ttest_rel). Constant d (up to 1e-12): p = 1 if d = 0 else 0."""
+    p = 2 P(T_{n-1} >= |t|) (scipy.stats.ttest_rel). Constant d (up to 1e-12): p = 1 if
+    d = 0, else 0."""
     d = np.asarray(a, float) - np.asarray(b, float)
     if len(d) < 2:
         return float("nan")
-    if np.ptp(d) <= 1e-12 * max(1.0, float(np.abs(d).max())):  # constant up to rounding
+    if np.ptp(d) <= 1e-12 * max(1.0, float(np.abs(d).max())):  # constant, up to rounding
         return 1.0 if abs(d.mean()) <= 1e-12 else 0.0
     return float(sps.ttest_rel(a, b, alternative="two-sided").pvalue)
 

@@ -165,11 +165,19 @@ def _available(acc: pd.DataFrame) -> list[tuple[str, int]]:
                   key=lambda mk: (first[mk[0]], mk[1]))
 
 
-def _user_values(per_user: pd.DataFrame, g: pd.DataFrame, metric: str, k: int) -> pd.DataFrame:
+def _table_users(per_user: pd.DataFrame, key: dict, g: pd.DataFrame) -> pd.DataFrame:
+    """The per-user rows of one table: its key fields and its cells (cell names alone are
+    not unique across merged runs), unperturbed."""
+    sel = per_user["cell"].isin(set(g["cell"])) & (per_user["perturbation"] == "none")
+    for f, v in key.items():
+        sel &= per_user[f] == v
+    return per_user[sel]
+
+
+def _user_values(pu: pd.DataFrame, g: pd.DataFrame, metric: str, k: int) -> pd.DataFrame:
     """users x models: each user's value averaged over the seeds (cells) that evaluated it."""
     model_of = g.drop_duplicates("cell").set_index("cell")["model"]
-    pu = per_user[(per_user["metric"] == metric) & (per_user["k"] == k)
-                  & (per_user["perturbation"] == "none") & per_user["cell"].isin(model_of.index)]
+    pu = pu[(pu["metric"] == metric) & (pu["k"] == k)]
     if pu.empty:
         return pd.DataFrame()
     pu = pu.assign(model=pu["cell"].map(model_of))
@@ -196,6 +204,7 @@ def _accuracy_table(key: dict, g: pd.DataFrame, per_user: pd.DataFrame, cols, op
         reference = None
     recs = []
     no_users = set()
+    per_user = _table_users(per_user, key, g)
     for metric, k in cols:
         wide = _user_values(per_user, g, metric, k)
         for m in models:
@@ -268,7 +277,7 @@ def accuracy_tables(metrics: pd.DataFrame, per_user: pd.DataFrame,
     acc = metrics[section_of(metrics) == "accuracy"]
     if acc.empty:
         return []
-    acc = acc.assign(k=acc["k"].astype(int))
+    acc = acc.assign(k=acc["k"].fillna(0).astype(int))
     cols = resolve_columns(_available(acc), opts.metrics)
     grouped = groups(acc)
     if opts.reference:
