@@ -58,7 +58,7 @@ class LLMEmbed(Recommender):
             self.info[f"{tag}_cache"] = f"corrupt, recomputed: {cache.corrupt}"
         if emb is None:
             tok, model = load_encoder(self.model_name, self.device_pref, self.dtype,
-                                      self.allow_download)
+                                      self.allow_download, self.runtime.get("quiet", False))
             t0 = time.perf_counter()
             emb = encode(tok, model, texts, self.batch_size, self.max_length)
             secs = time.perf_counter() - t0

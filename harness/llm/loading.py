@@ -9,8 +9,11 @@ caller passes `allow_download=True`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
+import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +81,25 @@ def _kwargs(ref: ModelRef, allow_download: bool) -> dict:
     return kw
 
 
+@contextlib.contextmanager
+def quiet_loading(quiet: bool):
+    """When `quiet`: silence transformers' progress bars and stderr (the GGUF de-quantization
+    bar writes there directly) for the duration of a load; both are restored afterwards. This is
+    the one place the LLM layer touches process-wide output state."""
+    if not (quiet or os.environ.get("CI")):
+        yield
+        return
+    from transformers.utils import logging as hf_logging
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 @functools.lru_cache(maxsize=4)
 def _load(kind: str, ref: ModelRef, device: str, dtype: torch.dtype, allow_download: bool):
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
@@ -97,16 +119,18 @@ def _load(kind: str, ref: ModelRef, device: str, dtype: torch.dtype, allow_downl
 
 
 def load_encoder(name: str, device: str = "auto", dtype: str = "auto",
-                 allow_download: bool = False):
+                 allow_download: bool = False, quiet: bool = False):
     """(tokenizer, encoder model) on the selected device, memoized per process."""
     dev = select_device(device)
-    return _load("encoder", resolve_model(name), str(dev), select_dtype(dev, dtype),
-                 allow_download)
+    with quiet_loading(quiet):
+        return _load("encoder", resolve_model(name), str(dev), select_dtype(dev, dtype),
+                     allow_download)
 
 
 def load_causal_lm(name: str, device: str = "auto", dtype: str = "auto",
-                   allow_download: bool = False):
+                   allow_download: bool = False, quiet: bool = False):
     """(tokenizer, causal LM) on the selected device, memoized per process."""
     dev = select_device(device)
-    return _load("causal", resolve_model(name), str(dev), select_dtype(dev, dtype),
-                 allow_download)
+    with quiet_loading(quiet):
+        return _load("causal", resolve_model(name), str(dev), select_dtype(dev, dtype),
+                     allow_download)

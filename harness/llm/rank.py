@@ -47,7 +47,7 @@ class LLMRank(Recommender):
 
     def fit(self, split, dataset) -> None:
         self.tok, self.lm = load_causal_lm(self.model_name, self.device_pref, self.dtype,
-                                           self.allow_download)
+                                           self.allow_download, self.runtime.get("quiet", False))
         self.texts, template = item_texts(dataset, self.template)
         end = self.tok.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in self.tok.get_vocab() \
             else self.tok.eos_token_id
