@@ -41,7 +41,7 @@ class BPR(Recommender):
     runs are bitwise reproducible (CUDA's atomic adds may differ in the last bits). Users with
     no training history get train popularity scores."""
 
-    def __init__(self, factors: int = 64, lr: float = 0.005, l2: float = 0.007,
+    def __init__(self, factors: int = 64, lr: float = 0.01, l2: float = 0.007,
                  batch_size: int = 4096, epochs: int = 200, patience: int = 5,
                  eval_every: int = 2, seed: int = 0):
         super().__init__(seed)

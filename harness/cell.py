@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import time
 import traceback
@@ -13,6 +14,7 @@ import pandas as pd
 
 from harness import registry
 from harness.candidates import Candidates
+from harness.efficiency.passes import safe_run_efficiency
 from harness.evaluate import evaluate
 from harness.io import write_json, write_npz, write_parquet
 from harness.progress import bar
@@ -75,7 +77,18 @@ def run_cell(cell: Cell, suite: Suite, run_id: str, split: Split, get_candidates
         if keep_top:
             write_npz(cell_dir / "top.npz", users=ev.users, items=ev.top_items,
                       scores=ev.top_scores)
-        status["info"] = getattr(model, "info", {})
+        status["info"] = copy.deepcopy(getattr(model, "info", {}))
+        eff_spec = getattr(suite, "efficiency", None)
+        if eff_spec is not None and eff_spec.applies_to(cell.model.label, cell.candidates):
+            # the efficiency pass: timed, separate from and after the accuracy pass
+            t2 = time.perf_counter()
+            eff, status["efficiency"] = safe_run_efficiency(
+                cell, suite, split, cand, model, metrics, dict(runtime or {}), quiet=quiet,
+                log=log)
+            if eff is not None and len(eff):
+                write_parquet(cell_dir / "metrics.parquet",
+                              pd.concat([metrics, eff], ignore_index=True))
+            status["efficiency_s"] = round(time.perf_counter() - t2, 4)
         status["status"] = "ok"
     except Exception as exc:  # noqa: BLE001 - a crashing recommender fails its own cell
         status["status"] = "failed"

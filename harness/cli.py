@@ -1,4 +1,5 @@
-"""Command line: `harness run`, `harness report`, `harness list`, `harness datasets show`."""
+"""Command line: `harness run`, `harness report`, `harness check`, `harness list`,
+`harness datasets show`."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--no-cache", action="store_true",
                    help="bypass the embedding cache (splits are still cached and verified)")
     _report_parser(sub)
+    from harness.check.command import add_parser as _check_parser
+    _check_parser(sub)
     sub.add_parser("list", help="list recommenders, datasets, splits, metrics")
     d = sub.add_parser("datasets", help="dataset commands")
     dsub = d.add_subparsers(dest="dcommand", required=True)
@@ -148,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "check":
+            from harness.check.command import run as cmd_check
+            return cmd_check(args)
         if args.command == "list":
             return cmd_list(args)
         return cmd_datasets_show(args)

@@ -35,11 +35,24 @@ def build_manifest(suite, run_id: str, datasets: dict, splits: dict, statuses: l
         "evaluation": {"target": suite.target, "metrics": list(suite.metrics),
                        "ks": list(suite.ks)},
         "candidates": candidates,
+        "efficiency": _efficiency(suite),
         "cells": statuses,
         "n_cells": len(statuses),
         "n_failed": sum(s["status"] != "ok" for s in statuses),
         "complete": True,
     }
+
+
+def _efficiency(suite) -> dict | None:
+    """The `[efficiency]` configuration and how it measures (results: cells[].efficiency)."""
+    spec = getattr(suite, "efficiency", None)
+    if spec is None:
+        return None
+    from harness.efficiency.clock import CLOCK
+    from harness.efficiency.stats import FIXED, TAIL_SAMPLES
+    return {"config": spec.to_dict(), "clock": CLOCK, "percentile": "nearest rank",
+            "min_samples": {"fixed": {f"p{q:g}": n for q, n in FIXED.items()},
+                            "other": f"ceil({TAIL_SAMPLES} / (1 - q/100))"}}
 
 
 def write_manifest(run_dir: Path, manifest: dict) -> None:

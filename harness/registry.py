@@ -17,6 +17,7 @@ BUILTINS = {
     "ease": "baselines.ease:EASE",
     "als": "baselines.als:ALS",
     "bpr": "baselines.bpr:BPR",
+    "null": "baselines.null:Null",
     "recbole": "baselines.recbole:RecBoleRecommender",
     "llm-embed": "harness.llm.embed:LLMEmbed",
     "llm-rank": "harness.llm.rank:LLMRank",
@@ -94,6 +95,9 @@ def check_params(name: str, cls, params: dict) -> None:
         if not ok:
             raise UserError(f"recommender '{name}': parameter '{key}' must be "
                             f"{type(default).__name__}, got {value!r}")
+    family, _, variant = name.partition(":")
+    if variant and family in available() and callable(getattr(cls, "check_variant", None)):
+        cls.check_variant(variant, params)  # e.g. 'recbole:<Model>': name and RecBole params
 
 
 def build(name: str, params: dict | None = None, seed: int = 0):

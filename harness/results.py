@@ -73,12 +73,16 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 
 def write_leaderboard(run_dir: Path, metrics: pd.DataFrame, metric_order: list[str],
-                      failed: list[dict]) -> str:
-    """leaderboard.md: every metric@k per table, plus failed cells; returns the markdown."""
+                      failed: list[dict], statuses: list[dict] | None = None) -> str:
+    """leaderboard.md: every metric@k per table, the efficiency section (when the run has an
+    efficiency pass; `statuses` = the cells' status records), plus failed cells; returns the
+    markdown."""
+    from harness.efficiency.leaderboard import efficiency_section
     parts = [f"# Leaderboard: {run_dir}\n",
              "Mean ± std over seeds; per-user values are in per_user.parquet.\n"]
     for title, table in leaderboard_tables(metrics, metric_order=metric_order):
         parts += [f"## {title}\n", to_markdown(table), ""]
+    parts += efficiency_section(metrics, statuses or [])
     if failed:
         parts.append("## Failed cells\n")
         parts += [f"- `{f['cell']}`: {f.get('error', '')}" for f in failed]

@@ -107,7 +107,7 @@ def run_suite(suite: Suite, out: Path = Path("results"), models: list[str] | Non
     if save_runs:
         _write_trec(run_dir, suite, cells, splits, store, specs, ok)
     failed = [s for s in statuses if s["status"] != "ok"]
-    board = write_leaderboard(run_dir, metrics, list(suite.metrics), failed)
+    board = write_leaderboard(run_dir, metrics, list(suite.metrics), failed, statuses)
     manifest = build_manifest(suite, run_dir.name, datasets, splits, statuses, started,
                               {"models": models, "seeds": seeds, "save_runs": save_runs,
                                "use_cache": use_cache,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.efficiency.config import EfficiencySpec, parse_efficiency
 from harness.errors import SuiteError, UserError, did_you_mean
 from harness.metrics import METRICS
 
@@ -28,7 +29,8 @@ SECTION_KEYS = {
     "model": {"name": str, "label": str, "params": dict},
     "split": {"name": str, "protocol": str, "seed": int},
 }
-TOP_LEVEL = {"suite", "datasets", "splits", "candidates", "evaluation", "models"}
+TOP_LEVEL = {"suite", "datasets", "splits", "candidates", "evaluation", "models", "check",
+             "efficiency"}
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ class Suite:
     batch_size: int = 256
     sha256: str = ""
     raw: dict = field(default_factory=dict, compare=False)
+    check: dict = field(default_factory=dict, compare=False)  # [check]: harness.check.config
+    efficiency: EfficiencySpec | None = None  # [efficiency]: harness.efficiency.config
 
 
 def _type_name(t) -> str:
@@ -133,6 +137,7 @@ def load_suite(path: str | Path) -> Suite:
 
 def parse_suite(raw: dict, file: str = "<suite>", sha256: str = "") -> Suite:
     """Validate a parsed TOML dict into a Suite."""
+    from harness.check.config import validate_check_table
     c = _Checker(file)
     c.keys("<top>", raw, TOP_LEVEL)
     for req in ("suite", "datasets", "splits", "models"):
@@ -160,9 +165,12 @@ def parse_suite(raw: dict, file: str = "<suite>", sha256: str = "") -> Suite:
         c.fail("evaluation.batch_size", f"must be positive, got {batch}")
     models = _models(c, raw["models"])
     cands = _candidates(c, raw.get("candidates", [{"protocol": "full"}]), models, max(ks))
+    eff = (parse_efficiency(c, raw["efficiency"], [m.label for m in models],
+                            [x.label for x in cands]) if "efficiency" in raw else None)
     return Suite(file, s["name"], s.get("description", ""), tuple(seeds),
                  _datasets(c, raw["datasets"]), _splits(c, raw["splits"]), models, cands,
-                 target, tuple(metrics), tuple(sorted(set(ks))), batch, sha256, raw)
+                 target, tuple(metrics), tuple(sorted(set(ks))), batch, sha256, raw,
+                 check=validate_check_table(raw.get("check", {}), c.fail), efficiency=eff)
 
 
 def _array(c: _Checker, key: str, value) -> list:

@@ -84,8 +84,11 @@ class RecBoleRecommender(Recommender):
     def check_variant(cls, model: str, params: dict) -> tuple[type, dict]:
         """(model class, params) for 'recbole:<model>' with RecBole hyperparameters `params`;
         UserError for an unknown or non-general model or an unknown or mistyped parameter.
-        Needs no split, so a suite validator can call it."""
-        return catalog.check_model(model), catalog.check_params(model, params)
+        Needs no split, so a suite validator can call it; the adapter's own keyword arguments
+        (device, log_file, seed) are skipped."""
+        own = {"model", "device", "log_file", "seed"}
+        return catalog.check_model(model), catalog.check_params(
+            model, {k: v for k, v in params.items() if k not in own})
 
     # ---- configuration -------------------------------------------------------------------
     def _config_dict(self, data_path: Path, n_items: int) -> dict:
@@ -169,6 +172,10 @@ class RecBoleRecommender(Recommender):
         rb.init_seed(int(self.seed), True)
         data = rb.create_dataset(config)
         logging.getLogger().info("%s\n%s", config, data)  # as RecBole's quick_start logs them
+        if max(config["topk"]) > data.item_num:
+            raise UserError(f"recommender 'recbole:{self.model_name}': RecBole's evaluator needs "
+                            f"every topk <= {data.item_num} (items + padding) on this split, got "
+                            f"topk={config['topk']} (set 'topk' and 'valid_metric')")
         train, valid, test = rb.data_preparation(config, data)
         rb.init_seed(int(self.seed), True)
         net = self.model_class(config, train.dataset).to(config["device"])

@@ -43,7 +43,8 @@ FIXED = {
     "seed": "use the suite's seeds",
     "state": "RecBole's log goes to the adapter's log file at level INFO",
     "show_progress": "progress bars are off (the harness draws its own)",
-    "log_wandb": "not supported",
+    "log_wandb": "not supported", "wandb_project": "W&B logging is not supported",
+    "valid_metric_bigger": "RecBole derives it from valid_metric",
     "gpu_id": "use the adapter's 'device' parameter",
     "use_gpu": "use the adapter's 'device' parameter",
     "repeatable": "general models are evaluated non-repeatably",
@@ -98,7 +99,7 @@ def check_model(name: str) -> type:
     same = [m for m in models if m.lower() == name.lower()]
     hint = (f" (did you mean '{same[0]}'?); valid: {', '.join(sorted(models))}" if same
             else did_you_mean(name, models))
-    raise UserError(f"unknown RecBole model 'recbole:{name}'{hint}")
+    raise UserError(f"unknown recommender 'recbole:{name}': not a RecBole model{hint}")
 
 
 def _yaml(path: Path) -> dict:

@@ -21,6 +21,8 @@ no process-wide state outlives a `fit` or `score` call. The workarounds:
 - RecBole's `Config` reads `sys.argv` (`--key=value` overrides), sets `CUDA_VISIBLE_DEVICES`, and
   adds an implicit float resolver to PyYAML's `FullLoader` class; `init_seed` reseeds the global
   `random`/numpy/torch RNGs and cudnn flags. All of these are saved and restored.
+- RecBole's `Config` eval()s string values given in `config_dict`; the adapter passes its
+  configuration as a YAML file instead (`config_file_list`), so no suite string is evaluated.
 - Output: RecBole logs to the root logger, warns through `warnings`, may `print` and draw tqdm bars.
   For the session the root logger's handlers are replaced by one that writes to the given stream
   (ANSI colours stripped), warnings are written there too, and `sys.stdout`/`sys.stderr` point to
@@ -32,7 +34,7 @@ Not thread-safe: one session at a time per process.
 from __future__ import annotations
 
 import contextlib
-import importlib
+import importlib.util
 import logging
 import os
 import random
