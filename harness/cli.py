@@ -7,18 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.argtypes import csv_list, seed_list
 from harness.errors import UserError
-
-
-def _csv(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
-def _seeds(value: str) -> list[int]:
-    try:
-        return [int(v) for v in _csv(value)]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--seeds must be integers like 0,1,2: {value}") from exc
 
 
 def parser() -> argparse.ArgumentParser:
@@ -27,8 +17,8 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run (or resume) a suite")
     r.add_argument("suite", type=Path)
     r.add_argument("--out", type=Path, default=Path("results"), help="results root")
-    r.add_argument("--models", type=_csv, help="comma-separated model labels to run")
-    r.add_argument("--seeds", type=_seeds, help="comma-separated seeds (overrides the suite)")
+    r.add_argument("--models", type=csv_list, help="comma-separated model labels to run")
+    r.add_argument("--seeds", type=seed_list, help="comma-separated seeds (overrides the suite)")
     r.add_argument("--run-id", help="run directory name (default: hash of suite + version)")
     r.add_argument("--cache-dir", type=Path, help="split cache (default: OUT/.cache)")
     r.add_argument("--save-runs", action="store_true", help="also write TREC run/qrels files")
@@ -58,11 +48,11 @@ def _report_parser(sub) -> None:
     r.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
     r.add_argument("--out", type=Path, help="output folder (default: RUN_DIR/report for one "
                                             "run; required for several)")
-    r.add_argument("--format", type=_csv, default=["md"],
+    r.add_argument("--format", type=csv_list, default=["md"],
                    help=f"comma-separated, of {', '.join(FORMATS)} (default md)")
     r.add_argument("--reference", help="model every other is tested against (default: each "
                                        "table's top model by its first column)")
-    r.add_argument("--metrics", type=_csv, help="columns, e.g. ndcg@10,recall@10 or ndcg "
+    r.add_argument("--metrics", type=csv_list, help="columns, e.g. ndcg@10,recall@10 or ndcg "
                                                 "(every k); default all")
     r.add_argument("--test", default="t", choices=TESTS, help="paired test over users")
     r.add_argument("--alpha", type=float, default=0.05,

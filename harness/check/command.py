@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from harness.check.config import TESTS, CheckSettings
+from harness.argtypes import csv_list, seed_list
 from harness.errors import UserError
 
 DESCRIPTION = """Compare a finished run with a reference run, row by row (dataset, split
@@ -16,17 +17,6 @@ users rejects at --alpha; an efficiency metric (pass 'efficiency') when its medi
 more than --latency-tolerance (relative). Defaults come from the new run's suite ([check]
 table), then built-in values; flags win. Exit 0: pass, 1: regression, 2: the runs cannot be
 compared (unfinished run, split fingerprint mismatch, missing rows, bad input)."""
-
-
-def _csv(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
-def _seeds(value: str) -> list[int]:
-    try:
-        return [int(v) for v in _csv(value)]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--seeds must be integers like 0,1,2: {value}") from exc
 
 
 def add_parser(sub) -> None:
@@ -41,15 +31,15 @@ def add_parser(sub) -> None:
                                                "(default: suite, else 0.05)")
     c.add_argument("--test", choices=TESTS, help="paired test over users (default: suite, "
                                                  "else t)")
-    c.add_argument("--metrics", type=_csv, help="rows that gate: ndcg@10,recall@10, or ndcg "
+    c.add_argument("--metrics", type=csv_list, help="rows that gate: ndcg@10,recall@10, or ndcg "
                                                 "(every k), or latency_p90_ms (default: all)")
     c.add_argument("--latency-tolerance", type=float,
                    help="largest allowed relative worsening of an efficiency metric "
                         "(default: suite, else 0.25)")
     c.add_argument("--suite", type=Path, help="read the [check] table from this suite file "
                                               "(default: the new run's own suite)")
-    c.add_argument("--models", type=_csv, help="compare only these model labels")
-    c.add_argument("--seeds", type=_seeds, help="compare only these seeds")
+    c.add_argument("--models", type=csv_list, help="compare only these model labels")
+    c.add_argument("--seeds", type=seed_list, help="compare only these seeds")
     c.add_argument("--json", type=Path, metavar="FILE", help="also write the result as JSON")
     c.add_argument("--changed-only", action="store_true",
                    help="print only rows whose value changed or whose verdict is not ok")

@@ -88,16 +88,9 @@ class CheckResult:
 
 
 def efficiency_higher_is_better(metric: str) -> bool:
-    """Rates (`throughput_*`, `*_per_s`, `*qps`) are higher-is-better; times, sizes and
-    anything else named `*_ms`, `*_s`, `*_seconds`, `*_mb`, `*_gb`, `*_bytes`, and parameter
-    counts (`*params`) lower-is-better; other names follow
-    `harness.report.sections.higher_is_better`."""
-    name = metric.lower()
-    if name.startswith("throughput") or name.endswith(("_per_s", "per_sec", "qps")):
-        return True
-    if name.endswith(("_ms", "_s", "_seconds", "_mb", "_gb", "_bytes", "params")):
-        return False
-    return higher_is_better(name)
+    """Direction of an efficiency metric: `harness.report.sections.higher_is_better` (rates up;
+    times, memory, sizes, parameter counts, tokens and FLOPs per request down)."""
+    return higher_is_better(metric)
 
 
 def metric_label(metric: str, k) -> str:

@@ -23,12 +23,13 @@ from harness.report.tables import (Cell, Table, col_label, fmt, groups, key_titl
                                    section_of)
 
 _LOWER = ("latency", "time", "_ms", "_sec", "seconds", "memory", "mem_", "bytes", "rss",
+          "_mb", "_gb", "params", "tokens_per_request", "flops_per_request",
           "gini", "gap", "disparity")
 
 
 def higher_is_better(metric: str) -> bool:
-    """False for metric names that look like costs (latency, time, memory, gini, gap);
-    rates (throughput, per_s, qps) are higher-is-better."""
+    """False for metric names that look like costs (latency, time, memory, model size, tokens
+    or FLOPs per request, gini, gap); rates (throughput, per_s, qps) are higher-is-better."""
     name = metric.lower()
     if any(t in name for t in ("throughput", "per_s", "qps", "per_sec")):
         return True
