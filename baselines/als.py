@@ -6,6 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from baselines.factors import factor_scores
 from harness.recommender import Recommender
 
 
@@ -65,9 +66,5 @@ class ALS(Recommender):
         self.popularity = torch.from_numpy(np.asarray(x.sum(0), np.float32).ravel())
 
     def score(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        u, i = users.long(), items.long()
-        out = self.user_factors[u] @ self.item_factors[i].T
-        cold = self.cold[u]
-        if cold.any():
-            out[cold] = self.popularity[i]
-        return out
+        return factor_scores(self.user_factors, self.item_factors, self.cold, self.popularity,
+                             users, items)

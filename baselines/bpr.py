@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from harness.candidates import full_candidates
 from harness.evaluate import evaluate
+from baselines.factors import factor_scores
 from harness.recommender import Recommender
 
 
@@ -106,9 +107,5 @@ class BPR(Recommender):
                      "device": self.device}
 
     def score(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        u, i = users.long(), items.long()
-        out = self.user_factors[u] @ self.item_factors[i].T
-        cold = self.cold[u]
-        if cold.any():
-            out[cold] = self.popularity[i]
-        return out
+        return factor_scores(self.user_factors, self.item_factors, self.cold, self.popularity,
+                             users, items)

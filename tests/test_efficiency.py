@@ -16,23 +16,11 @@ from harness.efficiency.stats import latency_figures, min_samples, percentile
 from harness.errors import SuiteError
 from harness.runner import run_suite
 from harness.suite import load_suite
+from tests.conftest import SMALL
 from tests.plugins import SlowStart
 
-BASE = """
-[suite]
-name = "eff"
-seeds = [0]
-[[datasets]]
-name = "synthetic"
-n_users = 120
-n_items = 80
-n_interactions = 2000
-[[splits]]
-protocol = "random_holdout"
-[evaluation]
-metrics = ["ndcg", "recall"]
-ks = [5, 10]
-"""
+BASE = SMALL.replace('name = "small"', 'name = "eff"').replace(
+    "[evaluation]\n", '[evaluation]\nmetrics = ["ndcg", "recall"]\n')
 
 
 def _models(*specs: str) -> str:
