@@ -89,10 +89,10 @@ class CandidateStore:
                   "model_params": first.params, "m": p["m"], "seed": seed,
                   "max_users": p["max_users"]}
         path = self.run_dir / "candidates" / ("__".join(str(k) for k in key) + ".npz")
-        base = full_candidates(split, target, p["max_users"], 0)
         if path.exists():
             users, lists, _ = _load(path)
             return lists_from_top("rerank", split, target, users, lists, spec.label, params)
+        base = full_candidates(split, target, p["max_users"], 0)
         model = registry.build(first.name, first.params, seed)
         model.fit(split, split.dataset)
         ev = evaluate(model.score, base, [p["m"]], ["hit"], self.suite.batch_size,

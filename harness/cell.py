@@ -1,8 +1,9 @@
-"""One cell = (dataset, split, seed, recommender): fit, evaluate, write its tables atomically."""
+"""One cell = (dataset, split, candidates, seed, recommender): fit, evaluate, write its tables."""
 
 from __future__ import annotations
 
 import copy
+import json
 import re
 import time
 import traceback
@@ -38,7 +39,6 @@ class Cell:
 
 def cell_status(cell_dir: Path) -> dict | None:
     """The cell's status record, or None when it has not finished (ok or failed)."""
-    import json
     path = cell_dir / "status.json"
     if not path.exists():
         return None

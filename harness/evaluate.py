@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -11,7 +12,7 @@ from harness.candidates import Candidates
 from harness.metrics import METRICS
 
 
-def _rows_to_columns(m: sp.csr_matrix, rows: np.ndarray, col_of: torch.Tensor):
+def rows_to_columns(m: sp.csr_matrix, rows: np.ndarray, col_of: torch.Tensor):
     """(row positions, column positions) of a csr's entries for `rows`, mapped by `col_of`
     (entries whose item is not a candidate column are dropped)."""
     sub = m[rows]
@@ -40,16 +41,33 @@ def top_k(s: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return top_s, top_c
 
 
+def score_columns(score_fn, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """`score_fn(users, items)`, checked to be (len(users), len(items))."""
+    scores = score_fn(users, items)
+    if tuple(scores.shape) != (len(users), len(items)):
+        raise ValueError(f"score() returned shape {tuple(scores.shape)}, expected "
+                         f"{(len(users), len(items))}")
+    return scores
+
+
+def mask_scores(scores: torch.Tensor, exclude_rc) -> torch.Tensor:
+    """A masked copy of (B, C) scores: a model's own -inf becomes the dtype's lowest finite value
+    (below real scores, above excluded entries), the (rows, cols) pairs `exclude_rc` become -inf.
+    float64 stays float64 (casting would tie scores that differ below float32 resolution); other
+    dtypes become float64."""
+    s = scores.clone() if scores.dtype in (torch.float32, torch.float64) else scores.double()
+    s[torch.isneginf(s)] = torch.finfo(s.dtype).min
+    s[exclude_rc[0], exclude_rc[1]] = -torch.inf
+    return s
+
+
 def metrics_from_scores(scores: torch.Tensor, truth_rc, exclude_rc, n_relevant: torch.Tensor,
                         ks: list[int], metrics: list[str]):
     """Per-user metric values for one (B, C) score matrix. `truth_rc`/`exclude_rc` are (rows, cols)
     index pairs. Returns ({(metric, k): (B,) float64}, top-K column indices, top-K scores)."""
     if torch.isnan(scores).any():
         raise ValueError("recommender returned NaN scores")
-    # keep float64 scores in float64: casting would tie scores that differ below float32 resolution
-    s = scores.clone() if scores.dtype in (torch.float32, torch.float64) else scores.double()
-    s[torch.isneginf(s)] = torch.finfo(s.dtype).min  # below real scores, above excluded
-    s[exclude_rc[0], exclude_rc[1]] = -torch.inf
+    s = mask_scores(scores, exclude_rc)
     kmax = max(ks)
     top_s, top_c = top_k(s, min(kmax, s.shape[1]))
     rel = torch.zeros(s.shape, dtype=torch.bool)
@@ -69,10 +87,9 @@ class Evaluation:
     values: dict
     top_items: np.ndarray | None = None
     top_scores: np.ndarray | None = None
-    extra: dict = field(default_factory=dict)
 
 
-def _score_lists(model, users: torch.Tensor, lists: torch.Tensor) -> torch.Tensor:
+def score_lists(model, users: torch.Tensor, lists: torch.Tensor) -> torch.Tensor:
     """(B, C) scores for per-user candidate lists (-1 = padding, scored -inf). Uses the model's
     `score_candidates(users, lists)` when it declares one, else `score` on the batch's union."""
     valid = lists >= 0
@@ -81,11 +98,7 @@ def _score_lists(model, users: torch.Tensor, lists: torch.Tensor) -> torch.Tenso
         out = fn(users, lists.clamp(min=0))
     else:
         uniq, inv = torch.unique(lists.clamp(min=0), return_inverse=True)
-        full = model.score(users, uniq)
-        if tuple(full.shape) != (len(users), len(uniq)):
-            raise ValueError(f"score() returned shape {tuple(full.shape)}, expected "
-                             f"{(len(users), len(uniq))}")
-        out = full.gather(1, inv)
+        out = score_columns(model.score, users, uniq).gather(1, inv)
     if tuple(out.shape) != tuple(lists.shape):
         raise ValueError(f"scores have shape {tuple(out.shape)}, expected {tuple(lists.shape)}")
     return out.detach().cpu().masked_fill(~valid, -torch.inf)
@@ -108,7 +121,7 @@ def evaluate(score_fn, cand: Candidates, ks: list[int], metrics: list[str],
              model=None) -> Evaluation:
     """Score candidates batch by batch and compute metrics. `score_fn(users, items)` -> (B, C)
     for shared columns (full); per-user lists (sampled, rerank) go through `model` (or a
-    score_fn-only wrapper) and `_score_lists`."""
+    score_fn-only wrapper) and `score_lists`."""
     n_items = cand.truth.shape[1]
     n_rel_all = np.diff(cand.truth.indptr)
     if cand.lists is None:
@@ -120,16 +133,13 @@ def evaluate(score_fn, cand: Candidates, ks: list[int], metrics: list[str],
         rows = cand.users[start:start + batch_size]
         users = torch.from_numpy(rows.astype(np.int64))
         if cand.lists is None:
-            scores = score_fn(users, cand.items)
-            if tuple(scores.shape) != (len(rows), len(cand.items)):
-                raise ValueError(f"score() returned shape {tuple(scores.shape)}, expected "
-                                 f"{(len(rows), len(cand.items))}")
-            truth_rc = _rows_to_columns(cand.truth, rows, col_of)
-            excl_rc = _rows_to_columns(cand.exclude, rows, col_of)
+            scores = score_columns(score_fn, users, cand.items)
+            truth_rc = rows_to_columns(cand.truth, rows, col_of)
+            excl_rc = rows_to_columns(cand.exclude, rows, col_of)
             columns = cand.items.expand(len(rows), -1)
         else:
             lists = cand.lists[start:start + batch_size]
-            scores = _score_lists(scorer, users, torch.from_numpy(lists))
+            scores = score_lists(scorer, users, torch.from_numpy(lists))
             truth_rc, excl_rc = _list_pairs(lists, cand.truth, rows)
             columns = torch.from_numpy(lists)
         vals, top_c, top_s = metrics_from_scores(scores.detach().cpu(), truth_rc, excl_rc,

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from harness.candidates import Candidates
-from harness.evaluate import _rows_to_columns, _score_lists, top_k
+from harness.evaluate import mask_scores, rows_to_columns, score_columns, score_lists, top_k
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Workload:
         rows = self.cand.users[positions]
         users = torch.from_numpy(rows.astype(np.int64))
         if self.cand.lists is None:
-            excl = _rows_to_columns(self.cand.exclude, rows, self.col_of)
+            excl = rows_to_columns(self.cand.exclude, rows, self.col_of)
             return Request(users, self.cand.items, None, excl, len(rows) * len(self.cand.items))
         lists = self.cand.lists[positions]
         pr, pc = np.nonzero(lists < 0)
@@ -58,14 +58,8 @@ class Workload:
     def serve(self, model, req: Request) -> torch.Tensor:
         """Score, mask, top-k; returns the (B, k) top candidate columns."""
         if req.lists is None:
-            s = model.score(req.users, req.items)
-            if tuple(s.shape) != (len(req.users), len(req.items)):
-                raise ValueError(f"score() returned shape {tuple(s.shape)}, expected "
-                                 f"{(len(req.users), len(req.items))}")
+            s = score_columns(model.score, req.users, req.items)
         else:
-            s = _score_lists(model, req.users, req.lists)
-        s = s.detach().cpu()
-        s = s.clone() if s.dtype in (torch.float32, torch.float64) else s.double()
-        s[torch.isneginf(s)] = torch.finfo(s.dtype).min
-        s[req.exclude[0], req.exclude[1]] = -torch.inf
+            s = score_lists(model, req.users, req.lists)
+        s = mask_scores(s.detach().cpu(), req.exclude)
         return top_k(s, min(self.k, s.shape[1]))[1]

@@ -118,19 +118,21 @@ def _load(kind: str, ref: ModelRef, device: str, dtype: torch.dtype, allow_downl
     return tok, model
 
 
+def _load_selected(kind: str, name: str, device: str, dtype: str, allow_download: bool,
+                   quiet: bool):
+    dev = select_device(device)
+    with quiet_loading(quiet):
+        return _load(kind, resolve_model(name), str(dev), select_dtype(dev, dtype),
+                     allow_download)
+
+
 def load_encoder(name: str, device: str = "auto", dtype: str = "auto",
                  allow_download: bool = False, quiet: bool = False):
     """(tokenizer, encoder model) on the selected device, memoized per process."""
-    dev = select_device(device)
-    with quiet_loading(quiet):
-        return _load("encoder", resolve_model(name), str(dev), select_dtype(dev, dtype),
-                     allow_download)
+    return _load_selected("encoder", name, device, dtype, allow_download, quiet)
 
 
 def load_causal_lm(name: str, device: str = "auto", dtype: str = "auto",
                    allow_download: bool = False, quiet: bool = False):
     """(tokenizer, causal LM) on the selected device, memoized per process."""
-    dev = select_device(device)
-    with quiet_loading(quiet):
-        return _load("causal", resolve_model(name), str(dev), select_dtype(dev, dtype),
-                     allow_download)
+    return _load_selected("causal", name, device, dtype, allow_download, quiet)

@@ -72,7 +72,6 @@ def make_split(ds: Dataset, protocol: str, params: dict | None = None, seed: int
 def get_split(ds: Dataset, protocol: str, params: dict | None = None, seed: int = 0,
               cache_dir: Path | None = None) -> Split:
     """Load the split from `cache_dir` when present (verified), else make and store it."""
-    split = None
     params = validate_params(protocol, params or {})
     if cache_dir is None:
         return make_split(ds, protocol, params, seed)
