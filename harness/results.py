@@ -63,13 +63,18 @@ def leaderboard_tables(metrics: pd.DataFrame, ks: list[int] | None = None,
     return out
 
 
-def to_markdown(table: pd.DataFrame) -> str:
-    """A GitHub-flavoured markdown table (no tabulate dependency)."""
-    header = ["model"] + [str(c) for c in table.columns]
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A GitHub-flavoured markdown table from a header and rows of cell strings."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-    for idx, row in table.iterrows():
-        lines.append("| " + " | ".join([str(idx)] + [str(v) for v in row.values]) + " |")
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A DataFrame (index = model) as a markdown table (no tabulate dependency)."""
+    return markdown_table(["model"] + [str(c) for c in table.columns],
+                          [[str(idx)] + [str(v) for v in row.values]
+                           for idx, row in table.iterrows()])
 
 
 def write_leaderboard(run_dir: Path, metrics: pd.DataFrame, metric_order: list[str],

@@ -8,6 +8,8 @@ import re
 
 import pandas as pd
 
+from harness.results import markdown_table
+
 ORDER = ["params", "fit_seconds", "peak_memory_mb", "fit_items_embedded_per_s",
          "fit_tokens_per_s", "throughput_users_per_s", "throughput_candidates_per_s",
          "throughput_tokens_per_s", "flops_per_s", "offline_peak_memory_mb", "latency_mean_ms",
@@ -79,7 +81,7 @@ def efficiency_section(metrics: pd.DataFrame, statuses: list[dict]) -> list[str]
 
 def _table(cols, models, mean, cells, with_failed: bool) -> str:
     head = ["model"] + cols + (["failed scenarios"] if with_failed else [])
-    out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    out = []
     for m in models:
         mc = [s for s in cells if s["model"] == m]
         una = {k: v for s in mc for k, v in s["efficiency"].get("unavailable", {}).items()}
@@ -87,9 +89,8 @@ def _table(cols, models, mean, cells, with_failed: bool) -> str:
                          if e.get("status") == "failed"})
         vals = [_fmt(mean[(m, c)]) if (m, c) in mean.index
                 else (_short(una[c]) if c in una else "–") for c in cols]
-        out.append("| " + " | ".join([m] + vals + ([", ".join(failed)] if with_failed else []))
-                   + " |")
-    return "\n".join(out)
+        out.append([m] + vals + ([", ".join(failed)] if with_failed else []))
+    return markdown_table(head, out)
 
 
 def overhead(mean: pd.Series, models: list[str], null_models: set,

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.results import markdown_table
+
 SECTION_TITLES = {"accuracy": "Leaderboards", "fairness": "Fairness (per group)",
                   "robustness": "Robustness (perturbed inputs)", "efficiency": "Efficiency"}
 
@@ -22,11 +24,8 @@ def _cell_md(c) -> str:
 
 
 def table_md(t) -> str:
-    header = [t.row_header] + list(t.columns)
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-    for label, cells in t.rows:
-        lines.append("| " + " | ".join([label] + [_cell_md(c) for c in cells]) + " |")
-    return "\n".join(lines)
+    return markdown_table([t.row_header] + list(t.columns),
+                          [[label] + [_cell_md(c) for c in cells] for label, cells in t.rows])
 
 
 def to_markdown(report, plot_dir: Path | None = None) -> str:
