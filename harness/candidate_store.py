@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import registry
 from harness.candidates import (Candidates, full_candidates, lists_from_top,
                                 sampled_candidates)
 from harness.errors import CacheError
 from harness.evaluate import evaluate
+from harness.fitting import fit_model
 from harness.io import write_npz
+from harness.options import FitOptions
 from harness.splits.base import Split
 from harness.suite import CandidateSpec, Suite
 
@@ -49,11 +50,17 @@ class CandidateStore:
         self._memo: dict = {}
         self.records: dict[str, dict] = {}
 
+    @staticmethod
+    def _key(dataset: str, split_label: str, spec: CandidateSpec, seed: int) -> tuple:
+        return (dataset, split_label, spec.label, seed if spec.protocol == "rerank" else None)
+
     def get(self, dataset: str, split_label: str, split: Split, spec: CandidateSpec,
-            seed: int) -> Candidates:
-        key = (dataset, split_label, spec.label, seed if spec.protocol == "rerank" else None)
+            seed: int, options: FitOptions | None = None) -> Candidates:
+        """The candidates (built, or loaded and verified); `options` are the fit options of a
+        rerank first stage."""
+        key = self._key(dataset, split_label, spec, seed)
         if key not in self._memo:
-            self._memo[key] = self._build(key, split, spec, seed)
+            self._memo[key] = self._build(key, split, spec, seed, options or FitOptions())
             cand = self._memo[key]
             sizes = (np.full(len(cand.users), len(cand.items)) if cand.lists is None
                      else (cand.lists >= 0).sum(1))
@@ -63,7 +70,14 @@ class CandidateStore:
                 if len(sizes) else 0.0}
         return self._memo[key]
 
-    def _build(self, key, split: Split, spec: CandidateSpec, seed: int) -> Candidates:
+    def record_of(self, dataset: str, split_label: str, spec: CandidateSpec, seed: int) -> dict:
+        """{manifest key: record} of candidates already built by `get`."""
+        name = "/".join(str(k) for k in self._key(dataset, split_label, spec, seed)
+                        if k is not None)
+        return {name: self.records[name]}
+
+    def _build(self, key, split: Split, spec: CandidateSpec, seed: int,
+               options: FitOptions) -> Candidates:
         p, target = spec.params, self.suite.target
         if spec.protocol == "full":
             return full_candidates(split, target, p["max_users"], p["seed"], spec.label)
@@ -80,9 +94,10 @@ class CandidateStore:
             else:
                 _save(path, cand)
             return cand
-        return self._rerank(key, split, spec, seed)
+        return self._rerank(key, split, spec, seed, options)
 
-    def _rerank(self, key, split: Split, spec: CandidateSpec, seed: int) -> Candidates:
+    def _rerank(self, key, split: Split, spec: CandidateSpec, seed: int,
+                options: FitOptions) -> Candidates:
         p, target = spec.params, self.suite.target
         first = next(m for m in self.suite.models if m.label == p["first_stage"])
         params = {"first_stage": first.label, "recommender": first.name,
@@ -93,8 +108,7 @@ class CandidateStore:
             users, lists, _ = _load(path)
             return lists_from_top("rerank", split, target, users, lists, spec.label, params)
         base = full_candidates(split, target, p["max_users"], 0)
-        model = registry.build(first.name, first.params, seed)
-        model.fit(split, split.dataset)
+        model = fit_model(first.name, first.params, seed, split, options)
         ev = evaluate(model.score, base, [p["m"]], ["hit"], self.suite.batch_size,
                       keep_top=True, model=model)
         top = np.where(np.isneginf(ev.top_scores), -1, ev.top_items)

@@ -1,45 +1,34 @@
-"""One cell = (dataset, split, candidates, seed, recommender): fit, evaluate, write its tables."""
+"""Run one cell task: fit the model once, run the suite's passes in order, write the cell's tables.
+
+Failure boundaries: an error while building candidates, fitting or in the accuracy pass fails the
+cell (status 'failed', traceback in run.log); an error in any later pass fails only that pass (its
+rows are missing, the error is recorded in `status['passes'][name]`) and the others still run.
+Thread settings are recorded and restored around the cell.
+"""
 
 from __future__ import annotations
 
 import copy
 import json
-import re
+import logging
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from harness import registry
-from harness.candidates import Candidates
-from harness.efficiency.passes import safe_run_efficiency
-from harness.evaluate import evaluate
+from harness import passes as pass_registry
+from harness import threads
+from harness.fitting import fit_model, new_model
 from harness.io import write_json, write_npz, write_parquet
-from harness.progress import bar
-from harness.splits.base import Split
-from harness.suite import ModelSpec, Suite
-
-
-@dataclass(frozen=True)
-class Cell:
-    dataset: str
-    split: str
-    candidates: str
-    model: ModelSpec
-    seed: int
-
-    @property
-    def key(self) -> str:
-        raw = f"{self.dataset}__{self.split}__{self.candidates}__{self.model.label}__s{self.seed}"
-        return re.sub(r"[^A-Za-z0-9_.@=+-]", "-", raw)
+from harness.passes.base import PassContext, PassResult
+from harness.task import CellTask
 
 
 def cell_status(cell_dir: Path) -> dict | None:
     """The cell's status record, or None when it has not finished (ok or failed)."""
-    path = cell_dir / "status.json"
+    path = Path(cell_dir) / "status.json"
     if not path.exists():
         return None
     try:
@@ -48,73 +37,135 @@ def cell_status(cell_dir: Path) -> dict | None:
         return None
 
 
-def run_cell(cell: Cell, suite: Suite, run_id: str, split: Split, get_candidates,
-             cell_dir: Path, quiet: bool, keep_top: bool, log, runtime: dict | None = None) -> dict:
-    """Fit and evaluate; on any exception record the failure (status 'failed') and return it."""
-    status = {"cell": cell.key, "dataset": cell.dataset, "split": cell.split,
-              "candidates": cell.candidates, "model": cell.model.label, "recommender": cell.model.name,
-              "params": cell.model.params, "seed": cell.seed, "status": "running"}
+def run_logger(run_dir: Path) -> logging.Logger:
+    """The run's logger, writing to run_dir/run.log (one handler per process)."""
+    log = logging.getLogger(f"harness.run.{Path(run_dir).resolve()}")
+    log.propagate = False
+    if not log.handlers:
+        h = logging.FileHandler(Path(run_dir) / "run.log", encoding="utf-8")
+        h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(h)
+        log.setLevel(logging.INFO)
+    return log
+
+
+def passes_for(task: CellTask) -> list:
+    """The passes the task's suite declares and that apply to the cell, in run order."""
+    out = []
+    for p in pass_registry.all_passes():
+        if p.table is not None and p.table not in task.suite.passes:
+            continue
+        spec = task.suite.passes.get(p.table) if p.table else None
+        if p.applies_to(spec, task):
+            out.append((p, spec))
+    return out
+
+
+def run_cell(task: CellTask, workspace=None, log: logging.Logger | None = None) -> dict:
+    """Run the task (in this process) and return its status record (also in status.json)."""
+    from harness.workspace import Workspace
+    ws = workspace or Workspace(task.suite, task.cache_dir, task.run_dir)
+    log = log or run_logger(Path(task.run_dir))
+    cell_dir = task.cell_dir
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    m = task.model
+    status = {"cell": task.key, "dataset": task.dataset.label, "split": task.split.label,
+              "candidates": task.candidates.label, "model": m.label, "recommender": m.name,
+              "params": m.params, "seed": task.seed, "status": "running", "code": task.code}
+    thread_record: dict = {}
     t0 = time.perf_counter()
-    try:
-        cand = get_candidates()
-        status["candidates_fingerprint"] = cand.fingerprint
-        model = registry.build(cell.model.name, cell.model.params, cell.seed)
-        if hasattr(model, "runtime"):
-            model.runtime = dict(runtime or {})
-        model.fit(split, split.dataset)
-        status["fit_s"] = round(time.perf_counter() - t0, 4)
-        t1 = time.perf_counter()
-        with bar(len(cand.users), f"  {cell.key} eval", quiet, unit="user") as pb:
-            ev = evaluate(model.score, cand, list(suite.ks), list(suite.metrics),
-                          suite.batch_size, keep_top=keep_top, progress=pb, model=model)
-        status["eval_s"] = round(time.perf_counter() - t1, 4)
-        for name, arr in ev.values.items():
-            if not np.all(np.isfinite(arr)):
-                raise ValueError(f"metric {name} is not finite for some users")
-        metrics, per_user = _tables(cell, suite, run_id, split, cand, ev)
-        write_parquet(cell_dir / "metrics.parquet", metrics)
-        write_parquet(cell_dir / "per_user.parquet", per_user)
-        if keep_top:
-            write_npz(cell_dir / "top.npz", users=ev.users, items=ev.top_items,
-                      scores=ev.top_scores)
-        status["info"] = copy.deepcopy(getattr(model, "info", {}))
-        eff_spec = getattr(suite, "efficiency", None)
-        if eff_spec is not None and eff_spec.applies_to(cell.model.label, cell.candidates):
-            # the efficiency pass: timed, separate from and after the accuracy pass
-            t2 = time.perf_counter()
-            eff, status["efficiency"] = safe_run_efficiency(
-                cell, suite, split, cand, model, metrics, dict(runtime or {}), quiet=quiet,
-                log=log)
-            if eff is not None and len(eff):
-                write_parquet(cell_dir / "metrics.parquet",
-                              pd.concat([metrics, eff], ignore_index=True))
-            status["efficiency_s"] = round(time.perf_counter() - t2, 4)
-        status["status"] = "ok"
-    except Exception as exc:  # noqa: BLE001 - a crashing recommender fails its own cell
-        status["status"] = "failed"
-        status["error"] = f"{type(exc).__name__}: {exc}"
-        log.error("cell %s failed:\n%s", cell.key, traceback.format_exc())
+    with threads.contained(thread_record):
+        try:
+            _run(task, ws, log, status, cell_dir, t0)
+            status["status"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - a crashing recommender fails its own cell
+            status["status"] = "failed"
+            status["error"] = f"{type(exc).__name__}: {exc}"
+            log.error("cell %s failed:\n%s", task.key, traceback.format_exc())
+    status["threads"] = thread_record
+    if thread_record.get("restored"):
+        log.warning("cell %s changed thread settings %s; restored", task.key,
+                    thread_record["restored"])
     status["duration_s"] = round(time.perf_counter() - t0, 4)
     write_json(cell_dir / "status.json", status)
     return status
 
 
-def _tables(cell: Cell, suite: Suite, run_id: str, split: Split, cand: Candidates, ev):
-    user_ids = split.dataset.user_ids[ev.users].astype(str)
-    rows, per_user = [], []
-    for (metric, k), values in ev.values.items():
-        rows.append({"metric": metric, "k": k, "value": float(values.mean()),
-                     "n_users": int(len(values))})
-        per_user.append(pd.DataFrame({"user": user_ids, "metric": metric, "k": k,
-                                      "value": values}))
-    m = pd.DataFrame(rows)
-    const = {"suite": suite.name, "run_id": run_id, "cell": cell.key, "dataset": cell.dataset,
-             "split": cell.split, "split_fingerprint": split.fingerprint,
-             "protocol": cand.name, "model": cell.model.label, "seed": cell.seed,
-             "pass": "accuracy", "slice": "all", "perturbation": "none"}
-    for col, val in const.items():
-        m[col] = val
-    pu = pd.concat(per_user, ignore_index=True)
-    pu.insert(0, "cell", cell.key)
-    pu["perturbation"] = "none"
-    return m, pu
+def _run(task: CellTask, ws, log, status: dict, cell_dir: Path, t0: float) -> None:
+    split = ws.split(task.dataset, task.split)
+    cand, record = ws.candidates(task, split)
+    status["candidates_fingerprint"] = cand.fingerprint
+    status["candidates_record"] = record
+    m = task.model
+    model = fit_model(m.name, m.params, task.seed, split, task.options)
+    status["fit_s"] = round(time.perf_counter() - t0, 4)
+    results: dict[str, PassResult] = {}
+    status["passes"] = {}
+    for p, spec in passes_for(task):
+        ctx = PassContext(task, task.suite, spec, split, cand, model, task.options, log,
+                          task.options.quiet, dict(results),
+                          fit_model=lambda split=split, options=task.options: fit_model(
+                              m.name, m.params, task.seed, split, options),
+                          new_model=lambda: new_model(m.name, m.params, task.seed, task.options))
+        t = time.perf_counter()
+        missing = [r for r in p.requires if r not in results]
+        try:
+            if missing:
+                raise RuntimeError(f"needs the results of pass(es) {missing}, which failed")
+            res = p.run(ctx)
+            results[p.name] = res
+            entry = {"status": "ok"}
+        except Exception as exc:  # noqa: BLE001 - a failing pass fails its own rows
+            if p.name == "accuracy":
+                raise
+            res = None
+            entry = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+            log.error("pass %s of cell %s failed:\n%s", p.name, task.key, traceback.format_exc())
+        entry["seconds"] = round(time.perf_counter() - t, 4)
+        status["passes"][p.name] = entry
+        status["eval_s" if p.name == "accuracy" else f"{p.name}_s"] = entry["seconds"]
+        if p.name != "accuracy":
+            status[p.name] = (res.record if res is not None
+                              else {"error": entry["error"], **_empty_record(p.name)})
+    metrics, per_user = _tables(task, split, cand, results)
+    write_parquet(cell_dir / "metrics.parquet", metrics)
+    write_parquet(cell_dir / "per_user.parquet", per_user)
+    ev = results["accuracy"].artifacts["evaluation"]
+    if task.save_runs:
+        write_npz(cell_dir / "top.npz", users=ev.users, items=ev.top_items, scores=ev.top_scores)
+    status["info"] = copy.deepcopy(getattr(model, "info", {}))
+
+
+def _empty_record(name: str) -> dict:
+    return {"scenarios": {}} if name == "efficiency" else {}
+
+
+def _tables(task: CellTask, split, cand, results: dict[str, PassResult]):
+    """The cell's metrics and per-user tables: every pass's rows with the constant columns."""
+    const = {"suite": task.suite.name, "run_id": task.run_id, "cell": task.key,
+             "dataset": task.dataset.label, "split": task.split.label,
+             "split_fingerprint": split.fingerprint, "protocol": cand.name,
+             "model": task.model.label, "seed": task.seed}
+    frames, users = [], []
+    for name, res in results.items():
+        rows = res.rows.copy()
+        if rows.empty:
+            continue
+        for col, val in const.items():
+            rows[col] = val
+        rows["pass"] = name
+        rows["slice"] = rows["slice"] if "slice" in rows else "all"
+        rows["perturbation"] = rows["perturbation"] if "perturbation" in rows else "none"
+        frames.append(rows)
+        if res.per_user is not None and len(res.per_user):
+            pu = res.per_user.copy()
+            pu.insert(0, "cell", task.key)
+            pu["perturbation"] = pu["perturbation"] if "perturbation" in pu else "none"
+            users.append(pu)
+    from harness.results import METRIC_COLUMNS, PER_USER_COLUMNS
+    metrics = pd.concat(frames, ignore_index=True)[METRIC_COLUMNS]
+    metrics["k"] = metrics["k"].astype(np.int64)
+    metrics["n_users"] = metrics["n_users"].astype(np.int64)
+    per_user = (pd.concat(users, ignore_index=True)[PER_USER_COLUMNS] if users
+                else pd.DataFrame(columns=PER_USER_COLUMNS))
+    return metrics, per_user

@@ -12,9 +12,14 @@ from harness.io import write_json
 
 
 def build_manifest(suite, run_id: str, datasets: dict, splits: dict, statuses: list[dict],
-                   started: float, options: dict, candidates: dict) -> dict:
-    """The manifest dict; `datasets`/`splits` map labels to Dataset/Split objects."""
-    return {
+                   started: float, options: dict) -> dict:
+    """The manifest dict; `datasets`/`splits` map labels to Dataset/Split objects. Candidates,
+    code identities and thread settings come from the cells' status records, so the manifest is
+    the same whether the cells ran now or were resumed."""
+    candidates: dict = {}
+    for s in statuses:
+        candidates.update(s.get("candidates_record") or {})
+    manifest = {
         "schema": 1,
         "harness_version": __version__,
         "suite": {"name": suite.name, "file": suite.file, "sha256": suite.sha256},
@@ -24,6 +29,7 @@ def build_manifest(suite, run_id: str, datasets: dict, splits: dict, statuses: l
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "packages": package_versions(),
+        "recommender_packages": _recommender_packages(statuses),
         "git": git_info(),
         "machine": machine_info(),
         "datasets": {k: {**d.summary(), "options": d.options} for k, d in datasets.items()},
@@ -35,24 +41,29 @@ def build_manifest(suite, run_id: str, datasets: dict, splits: dict, statuses: l
         "evaluation": {"target": suite.target, "metrics": list(suite.metrics),
                        "ks": list(suite.ks)},
         "candidates": candidates,
-        "efficiency": _efficiency(suite),
+        "passes": sorted({p for s in statuses for p in s.get("passes", {})}),
         "cells": statuses,
         "n_cells": len(statuses),
         "n_failed": sum(s["status"] != "ok" for s in statuses),
+        "n_failed_passes": sum(e.get("status") == "failed" for s in statuses
+                               for e in s.get("passes", {}).values()),
         "complete": True,
     }
+    from harness.passes import tables
+    for table, p in tables().items():  # each pass's configuration, under its table name
+        manifest[table] = (p.manifest_entry(suite.passes[table]) if table in suite.passes
+                           else None)
+    return manifest
 
 
-def _efficiency(suite) -> dict | None:
-    """The `[efficiency]` configuration and how it measures (results: cells[].efficiency)."""
-    spec = getattr(suite, "efficiency", None)
-    if spec is None:
-        return None
-    from harness.efficiency.clock import CLOCK
-    from harness.efficiency.stats import FIXED, TAIL_SAMPLES
-    return {"config": spec.to_dict(), "clock": CLOCK, "percentile": "nearest rank",
-            "min_samples": {"fixed": {f"p{q:g}": n for q, n in FIXED.items()},
-                            "other": f"ceil({TAIL_SAMPLES} / (1 - q/100))"}}
+def _recommender_packages(statuses: list[dict]) -> dict:
+    """Recommender name -> {class, distribution, version, source_sha256} of every model run."""
+    out = {}
+    for s in statuses:
+        rec = (s.get("code") or {}).get("recommender")
+        if rec:
+            out[s["recommender"]] = rec
+    return out
 
 
 def write_manifest(run_dir: Path, manifest: dict) -> None:

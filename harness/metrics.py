@@ -7,7 +7,22 @@ each rank of the predicted top-K list is relevant; `k` <= K. Conventions follow 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import torch
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A per-user ranking metric with its declared direction (never guessed from the name)."""
+
+    name: str
+    fn: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
+    higher_is_better: bool = True
+
+    def __call__(self, n_relevant: torch.Tensor, hits: torch.Tensor, k: int) -> torch.Tensor:
+        return self.fn(n_relevant, hits, k)
 
 
 def _discounts(k: int, device) -> torch.Tensor:
@@ -53,14 +68,14 @@ def average_precision(n_relevant: torch.Tensor, hits: torch.Tensor, k: int) -> t
     return (torch.cumsum(h, 1) / ranks * h).sum(1) / n_relevant.clamp(min=1)
 
 
-METRICS = {
+METRICS = {name: Metric(name, fn) for name, fn in {
     "ndcg": ndcg,
     "recall": recall,
     "precision": precision,
     "mrr": mrr,
     "hit": hit,
     "map": average_precision,
-}
+}.items()}
 # the same metric under ranx's name, for cross-checks and TREC users
 RANX_NAMES = {"ndcg": "ndcg", "recall": "recall", "precision": "precision", "mrr": "mrr",
               "hit": "hit_rate", "map": "map"}

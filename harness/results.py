@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.io import write_csv, write_parquet, write_text
+from harness.markdown import markdown_table
 
 METRIC_COLUMNS = ["suite", "run_id", "cell", "dataset", "split", "split_fingerprint", "protocol",
                   "model", "seed", "pass", "metric", "k", "slice", "perturbation", "value",
@@ -63,13 +64,6 @@ def leaderboard_tables(metrics: pd.DataFrame, ks: list[int] | None = None,
     return out
 
 
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    """A GitHub-flavoured markdown table from a header and rows of cell strings."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def to_markdown(table: pd.DataFrame) -> str:
     """A DataFrame (index = model) as a markdown table (no tabulate dependency)."""
     return markdown_table(["model"] + [str(c) for c in table.columns],
@@ -79,18 +73,24 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 def write_leaderboard(run_dir: Path, metrics: pd.DataFrame, metric_order: list[str],
                       failed: list[dict], statuses: list[dict] | None = None) -> str:
-    """leaderboard.md: every metric@k per table, the efficiency section (when the run has an
-    efficiency pass; `statuses` = the cells' status records), plus failed cells; returns the
-    markdown."""
-    from harness.efficiency.leaderboard import efficiency_section
+    """leaderboard.md: every metric@k per table, each pass's own section (fairness, robustness,
+    efficiency, ... when the run has their rows; `statuses` = the cells' status records), plus
+    failed cells and failed passes; returns the markdown."""
+    from harness.passes import all_passes
     parts = [f"# Leaderboard: {run_dir}\n",
              "Mean ± std over seeds; per-user values are in per_user.parquet.\n"]
     for title, table in leaderboard_tables(metrics, metric_order=metric_order):
         parts += [f"## {title}\n", to_markdown(table), ""]
-    parts += efficiency_section(metrics, statuses or [])
+    for p in all_passes():
+        parts += p.leaderboard_section(metrics, statuses or [])
     if failed:
         parts.append("## Failed cells\n")
         parts += [f"- `{f['cell']}`: {f.get('error', '')}" for f in failed]
+    failed_passes = [(s["cell"], name, e.get("error", "")) for s in statuses or []
+                     for name, e in s.get("passes", {}).items() if e.get("status") == "failed"]
+    if failed_passes:
+        parts.append("## Failed passes\n")
+        parts += [f"- `{c}` pass `{name}`: {err}" for c, name, err in failed_passes]
     text = "\n".join(parts) + "\n"
     write_text(Path(run_dir) / "leaderboard.md", text)
     return text

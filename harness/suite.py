@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.efficiency.config import EfficiencySpec, parse_efficiency
 from harness.errors import SuiteError, UserError, did_you_mean
 from harness.metrics import METRICS
 
@@ -29,8 +28,13 @@ SECTION_KEYS = {
     "model": {"name": str, "label": str, "params": dict},
     "split": {"name": str, "protocol": str, "seed": int},
 }
-TOP_LEVEL = {"suite", "datasets", "splits", "candidates", "evaluation", "models", "check",
-             "efficiency"}
+TOP_LEVEL = {"suite", "datasets", "splits", "candidates", "evaluation", "models", "check"}
+
+
+def top_level_keys() -> set[str]:
+    """The core tables plus every registered pass's table ([efficiency], [fairness], ...)."""
+    from harness.passes import tables
+    return TOP_LEVEL | set(tables())
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,12 @@ class Suite:
     sha256: str = ""
     raw: dict = field(default_factory=dict, compare=False)
     check: dict = field(default_factory=dict, compare=False)  # [check]: harness.check.config
-    efficiency: EfficiencySpec | None = None  # [efficiency]: harness.efficiency.config
+    passes: dict = field(default_factory=dict, compare=False)  # table name -> its pass's spec
+
+    @property
+    def efficiency(self):
+        """The `[efficiency]` spec (parsed by the efficiency pass), or None."""
+        return self.passes.get("efficiency")
 
 
 def _type_name(t) -> str:
@@ -139,7 +148,7 @@ def parse_suite(raw: dict, file: str = "<suite>", sha256: str = "") -> Suite:
     """Validate a parsed TOML dict into a Suite."""
     from harness.check.config import validate_check_table
     c = _Checker(file)
-    c.keys("<top>", raw, TOP_LEVEL)
+    c.keys("<top>", raw, top_level_keys())
     for req in ("suite", "datasets", "splits", "models"):
         if req not in raw:
             c.fail(req, "missing required section")
@@ -165,12 +174,17 @@ def parse_suite(raw: dict, file: str = "<suite>", sha256: str = "") -> Suite:
         c.fail("evaluation.batch_size", f"must be positive, got {batch}")
     models = _models(c, raw["models"])
     cands = _candidates(c, raw.get("candidates", [{"protocol": "full"}]), models, max(ks))
-    eff = (parse_efficiency(c, raw["efficiency"], [m.label for m in models],
-                            [x.label for x in cands]) if "efficiency" in raw else None)
+    datasets = _datasets(c, raw["datasets"])
+    info = {"models": [m.label for m in models], "model_names": {m.label: m.name for m in models},
+            "candidates": [x.label for x in cands], "ks": sorted(set(ks)), "metrics": list(metrics),
+            "datasets": datasets, "target": target}
+    from harness.passes import tables
+    pass_specs = {table: p.parse(c, raw[table], info) for table, p in tables().items()
+                  if table in raw}
     return Suite(file, s["name"], s.get("description", ""), tuple(seeds),
-                 _datasets(c, raw["datasets"]), _splits(c, raw["splits"]), models, cands,
+                 datasets, _splits(c, raw["splits"]), models, cands,
                  target, tuple(metrics), tuple(sorted(set(ks))), batch, sha256, raw,
-                 check=validate_check_table(raw.get("check", {}), c.fail), efficiency=eff)
+                 check=validate_check_table(raw.get("check", {}), c.fail), passes=pass_specs)
 
 
 def _array(c: _Checker, key: str, value) -> list:

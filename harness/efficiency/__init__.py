@@ -1,4 +1,4 @@
-"""The efficiency pass: throughput, latency, memory and cost of a cell's recommender, timed by the
+"""The efficiency pass's machinery (the pass itself: harness/passes/efficiency.py): throughput, latency, memory and cost of a cell's recommender, timed by the
 harness after (never inside) the accuracy pass.
 
     config.py     the suite's `[efficiency]` table (EfficiencySpec)
@@ -8,7 +8,6 @@ harness after (never inside) the accuracy pass.
     facts.py      stored parameters, dtype, work counters (tokens, items embedded), device
     workload.py   requests from the cell's candidates; serving = score + mask + top-k
     scenarios.py  fit, offline, single_stream, server
-    passes.py     one cell's pass: scenarios -> metrics rows (pass = efficiency) + record
     leaderboard.py  the efficiency section of leaderboard.md
 
 Metrics rows (k = 0, slice 'all', perturbation 'none'; n_users = distinct users involved):
@@ -25,5 +24,3 @@ manifest.
 from harness.efficiency.config import EfficiencySpec, ServerSpec, parse_efficiency
 
 __all__ = ["EfficiencySpec", "ServerSpec", "parse_efficiency"]
-# the pass itself: harness.efficiency.passes.run_efficiency (imported by harness.cell, not here,
-# so that parsing a suite stays light)

@@ -8,7 +8,7 @@ import re
 
 import pandas as pd
 
-from harness.results import markdown_table
+from harness.markdown import markdown_table
 
 ORDER = ["params", "fit_seconds", "peak_memory_mb", "fit_items_embedded_per_s",
          "fit_tokens_per_s", "throughput_users_per_s", "throughput_candidates_per_s",

@@ -55,13 +55,12 @@ def _per_s(count, seconds: float):
     return None if count is None or seconds <= 0 else count / seconds
 
 
-def fit(build, split, runtime: dict, spec) -> Outcome:
-    """Fit a fresh instance under the clock and the memory monitor."""
+def fit(build, split, spec) -> Outcome:
+    """Fit a fresh instance (`build()`: unfitted, fit options applied) under the clock and the
+    memory monitor."""
     out = Outcome()
     try:
         model = build()
-        if hasattr(model, "runtime"):
-            model.runtime = {**runtime, "use_cache": spec.fit_use_cache}
         dev = declared_device(model)
         c0 = counters(model)
         with PeakMemory(cuda=dev == "cuda", interval_ms=spec.memory_interval_ms) as mem:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.results import markdown_table
+from harness.markdown import markdown_table
 
 SECTION_TITLES = {"accuracy": "Leaderboards", "fairness": "Fairness (per group)",
                   "robustness": "Robustness (perturbed inputs)", "efficiency": "Efficiency"}

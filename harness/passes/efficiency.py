@@ -1,32 +1,74 @@
-"""The efficiency pass of one cell: run the configured scenarios, return metrics rows + record."""
+"""The efficiency pass: throughput, latency, memory and cost of a cell's recommender, timed by
+the harness after (never inside) the accuracy pass. Its machinery is in `harness.efficiency`
+(config, clock, memory, stats, facts, workload, scenarios, leaderboard)."""
 
 from __future__ import annotations
 
-import traceback
+import re
 
 import pandas as pd
 
-from harness import registry
 from harness.efficiency import scenarios as sc
 from harness.efficiency.clock import CLOCK, torch_threads
+from harness.efficiency.config import parse_efficiency
 from harness.efficiency.facts import device_record, model_state, scoring_device
 from harness.efficiency.workload import Workload
+from harness.fitting import new_model
+from harness.passes.base import Pass, PassContext, PassResult
 from harness.progress import bar
 
-CONST = ["suite", "run_id", "cell", "dataset", "split", "split_fingerprint", "protocol", "model",
-         "seed", "slice", "perturbation"]
+# Declared directions of the pass's metrics (percentile names are generated: latency_p<q>_ms).
+HIGHER_IS_BETTER = {
+    "params": False, "fit_seconds": False, "peak_memory_mb": False,
+    "fit_items_embedded_per_s": True, "fit_tokens_per_s": True,
+    "throughput_users_per_s": True, "throughput_candidates_per_s": True,
+    "throughput_tokens_per_s": True, "flops_per_s": True, "offline_peak_memory_mb": False,
+    "latency_mean_ms": False, "tokens_per_request": False, "flops_per_request": False,
+    "server_achieved_qps": True, "server_latency_mean_ms": False,
+}
+PERCENTILE = re.compile(r"(server_)?latency_p[0-9.]+_ms")
+ROW_COLUMNS = ["metric", "k", "value", "n_users"]
 
 
-def _rows(values: dict, n_users: int, like: pd.DataFrame) -> list[dict]:
-    base = like.iloc[0]
-    return [{**{c: base[c] for c in CONST}, "pass": "efficiency", "metric": name, "k": 0,
-             "value": float(v), "n_users": int(n_users)}
+def _rows(values: dict, n_users: int) -> list[dict]:
+    return [{"metric": name, "k": 0, "value": float(v), "n_users": int(n_users)}
             for name, v in values.items() if v is not None]
 
 
-def run_efficiency(cell, suite, split, cand, model, accuracy: pd.DataFrame, runtime: dict,
-                   quiet: bool = True, log=None) -> tuple[pd.DataFrame, dict]:
-    """Run `suite.efficiency`'s scenarios for a cell whose accuracy pass is finished.
+class EfficiencyPass(Pass):
+    name = "efficiency"
+    table = "efficiency"
+    order = 90  # last: timings never overlap another pass
+
+    def parse(self, checker, raw, suite_info: dict):
+        return parse_efficiency(checker, raw, suite_info["models"], suite_info["candidates"])
+
+    def applies_to(self, spec, task) -> bool:
+        return spec.applies_to(task.model.label, task.candidates.label)
+
+    def run(self, ctx: PassContext) -> PassResult:
+        rows, record = run_efficiency(ctx)
+        return PassResult(rows, None, record)
+
+    def higher_is_better(self, metric: str) -> bool | None:
+        if metric in HIGHER_IS_BETTER:
+            return HIGHER_IS_BETTER[metric]
+        return False if PERCENTILE.fullmatch(metric) else None
+
+    def manifest_entry(self, spec) -> dict:
+        """The `[efficiency]` configuration and how it measures (results: cells[].efficiency)."""
+        from harness.efficiency.stats import FIXED, TAIL_SAMPLES
+        return {"config": spec.to_dict(), "clock": CLOCK, "percentile": "nearest rank",
+                "min_samples": {"fixed": {f"p{q:g}": n for q, n in FIXED.items()},
+                                "other": f"ceil({TAIL_SAMPLES} / (1 - q/100))"}}
+
+    def leaderboard_section(self, metrics: pd.DataFrame, statuses: list[dict]) -> list[str]:
+        from harness.efficiency.leaderboard import efficiency_section
+        return efficiency_section(metrics, statuses)
+
+
+def run_efficiency(ctx: PassContext) -> tuple[pd.DataFrame, dict]:
+    """Run the `[efficiency]` scenarios for a cell whose accuracy pass is finished.
 
     `model` is the accuracy pass's fitted model; the `fit` scenario fits a fresh instance
     (same name, parameters and seed) and the later scenarios use that one, so the accuracy
@@ -34,7 +76,8 @@ def run_efficiency(cell, suite, split, cand, model, accuracy: pd.DataFrame, runt
     k = 0, slice 'all', perturbation 'none'; the record stored in the cell's status and the
     manifest). A failing scenario is recorded and the next one runs; rows come only from
     scenarios that finished."""
-    spec = suite.efficiency
+    spec, suite, cell, cand, model = ctx.spec, ctx.suite, ctx.task, ctx.candidates, ctx.model
+    split, quiet, log = ctx.split, ctx.quiet, ctx.log
     record: dict = {"clock": CLOCK, "warmup": spec.warmup, "top_k": max(suite.ks),
                     "scenarios": {}, "unavailable": {}}
     rows: list[dict] = []
@@ -43,9 +86,10 @@ def run_efficiency(cell, suite, split, cand, model, accuracy: pd.DataFrame, runt
         record["threads"] = threads
         if "fit" in spec.scenarios:
             spec_m = cell.model
-            out = sc.fit(lambda: registry.build(spec_m.name, spec_m.params, cell.seed), split,
-                         runtime, spec)
-            _note(record, rows, "fit", out, len(cand.users), accuracy, log, cell)
+            options = ctx.options.with_(use_cache=spec.fit_use_cache)
+            out = sc.fit(lambda: new_model(spec_m.name, spec_m.params, cell.seed, options),
+                         split, spec)
+            _note(record, rows, "fit", out, len(cand.users), log, cell)
             if out.model is not None:
                 model = out.model
         record["served_by"] = ("the fit scenario's model" if model is not None and "fit" in
@@ -57,7 +101,7 @@ def run_efficiency(cell, suite, split, cand, model, accuracy: pd.DataFrame, runt
             state = {"params": None, "module_params": 0, "dtype": None, "error": repr(exc)}
         device = scoring_device(model, state) if "error" not in state else "cpu"
         if state.get("params") is not None:
-            rows += _rows({"params": state["params"]}, len(cand.users), accuracy)
+            rows += _rows({"params": state["params"]}, len(cand.users))
         record.update(model_state=state, dtype=state.get("dtype"), device=device_record(device),
                       batch_size=batch, model_batch_size=_int_attr(model, "batch_size"))
         wl = Workload(cand, max(suite.ks))
@@ -77,18 +121,18 @@ def run_efficiency(cell, suite, split, cand, model, accuracy: pd.DataFrame, runt
                     out = sc.single_stream(model, wl, spec, order, mparams, pb)
                 else:
                     out = sc.server(model, wl, spec, order, pb)
-            _note(record, rows, name, out, out.n_users or wl.n_users, accuracy, log, cell)
-    return pd.DataFrame(rows, columns=list(accuracy.columns)), record
+            _note(record, rows, name, out, out.n_users or wl.n_users, log, cell)
+    return pd.DataFrame(rows, columns=ROW_COLUMNS), record
 
 
-def _note(record, rows, name, out, n_users, accuracy, log, cell) -> None:
+def _note(record, rows, name, out, n_users, log, cell) -> None:
     entry = {"status": out.status, **out.record}
     if out.error:
         entry["error"] = out.error
         if log is not None:
             log.error("efficiency %s of cell %s failed: %s", name, cell.key, out.error)
     else:
-        rows += _rows(out.values, n_users, accuracy)
+        rows += _rows(out.values, n_users)
         entry["metrics"] = sorted(out.values)
         record["unavailable"].update(out.record.get("unavailable", {}))
         if log is not None:
@@ -101,14 +145,3 @@ def _int_attr(obj, name: str):
     v = getattr(obj, name, None)
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
-
-def safe_run_efficiency(*args, **kwargs) -> tuple[pd.DataFrame | None, dict]:
-    """`run_efficiency`, with an unexpected error of the pass itself recorded rather than
-    raised (the cell's accuracy results stand)."""
-    try:
-        return run_efficiency(*args, **kwargs)
-    except Exception as exc:  # noqa: BLE001
-        log = kwargs.get("log")
-        if log is not None:
-            log.error("efficiency pass failed:\n%s", traceback.format_exc())
-        return None, {"error": f"{type(exc).__name__}: {exc}", "scenarios": {}}
