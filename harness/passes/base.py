@@ -102,3 +102,7 @@ class Pass:
     def leaderboard_section(self, metrics: pd.DataFrame, statuses: list[dict]) -> list[str]:
         """Markdown lines for leaderboard.md (empty: no section)."""
         return []
+
+    def schema(self) -> dict:
+        """The JSON Schema of the pass's suite table (for `harness schema`)."""
+        return {"type": "object"}
