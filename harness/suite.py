@@ -28,7 +28,8 @@ SECTION_KEYS = {
     "model": {"name": str, "label": str, "params": dict},
     "split": {"name": str, "protocol": str, "seed": int},
 }
-TOP_LEVEL = {"suite", "datasets", "splits", "candidates", "evaluation", "models", "check"}
+TOP_LEVEL = {"suite", "datasets", "splits", "candidates", "evaluation", "models", "check",
+             "execution"}
 
 
 def top_level_keys() -> set[str]:
@@ -93,6 +94,7 @@ class Suite:
     raw: dict = field(default_factory=dict, compare=False)
     check: dict = field(default_factory=dict, compare=False)  # [check]: harness.check.config
     passes: dict = field(default_factory=dict, compare=False)  # table name -> its pass's spec
+    execution: Any = field(default=None, compare=False)  # [execution]: ExecutionSpec
 
     @property
     def efficiency(self):
@@ -184,7 +186,8 @@ def parse_suite(raw: dict, file: str = "<suite>", sha256: str = "") -> Suite:
     return Suite(file, s["name"], s.get("description", ""), tuple(seeds),
                  datasets, _splits(c, raw["splits"]), models, cands,
                  target, tuple(metrics), tuple(sorted(set(ks))), batch, sha256, raw,
-                 check=validate_check_table(raw.get("check", {}), c.fail), passes=pass_specs)
+                 check=validate_check_table(raw.get("check", {}), c.fail), passes=pass_specs,
+                 execution=_execution(c, raw.get("execution", {}), models))
 
 
 def _array(c: _Checker, key: str, value) -> list:
@@ -298,3 +301,9 @@ def _candidates(c: _Checker, value, models, kmax: int) -> tuple[CandidateSpec, .
                                  tuple(cd.get("models", []))))
     _unique(c, "candidates", [x.label for x in out])
     return tuple(out)
+
+
+def _execution(c: _Checker, value, models):
+    from harness.executors.config import parse_execution
+    from harness.passes import PASSES
+    return parse_execution(c, value, [m.label for m in models], list(PASSES))
