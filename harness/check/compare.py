@@ -28,9 +28,9 @@ Verdicts: `regression`, `worse (n.s.)` (beyond the tolerance, not significant: p
 `improved` (better by more than the tolerance), `ok`.
 
 Efficiency rows (pass == efficiency): value = median over all rows of the key (repeated
-measurements, seeds). Relative worsening r = (new - ref) / |ref| for lower-is-better names
-(`*_ms`, `*_s`, `*_seconds`, `*_mb`, ...), (ref - new) / |ref| for higher-is-better ones
-(`throughput_*`, `*_per_s`; see `efficiency_higher_is_better`). Regression when
+measurements, seeds). Relative worsening r = (new - ref) / |ref| for lower-is-better metrics
+(latencies, times, memory, sizes), (ref - new) / |ref| for higher-is-better ones (rates;
+directions as the efficiency pass declares them). Regression when
 r > latency_tolerance; `improved` when r < -latency_tolerance.
 """
 
@@ -85,12 +85,6 @@ class CheckResult:
                 "reference": str(self.reference), "new": str(self.new),
                 "settings": self.settings.describe(), "verdicts": counts, "rows": rows,
                 "notes": self.notes, "added": self.added}
-
-
-def efficiency_higher_is_better(metric: str) -> bool:
-    """Direction of an efficiency metric: `harness.report.sections.higher_is_better` (rates up;
-    times, memory, sizes, parameter counts, tokens and FLOPs per request down)."""
-    return higher_is_better(metric)
 
 
 def metric_label(metric: str, k) -> str:
@@ -255,7 +249,10 @@ def _verdicts(rows: pd.DataFrame, ru: pd.Series, nu: pd.Series,
     for rec in rows.to_dict("records"):
         s = settings.for_row(rec["metric"], rec["k"])
         eff = rec["pass"] == "efficiency"
-        hib = (efficiency_higher_is_better if eff else higher_is_better)(rec["metric"])
+        try:
+            hib = higher_is_better(rec["metric"], rec["pass"])
+        except KeyError as exc:
+            raise CheckError(f"cannot compare row {rec['pass']}/{rec['metric']}: {exc}") from exc
         ref, new = rec["reference"], rec["new"]
         rec.update(higher_is_better=hib, delta=new - ref, p=np.nan, n_paired=0,
                    rel_delta=np.nan if ref == 0 else (new - ref) / abs(ref))

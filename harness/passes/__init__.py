@@ -51,16 +51,18 @@ def tables() -> dict[str, Pass]:
 
 
 def higher_is_better(pass_name: str, metric: str) -> bool:
-    """The declared direction of `metric` in the rows of pass `pass_name`. Robustness and
-    fairness rows of accuracy metrics inherit the accuracy direction when their pass does not
-    declare one. Unknown metrics are an error (directions are declared, never guessed)."""
-    names = [pass_name] + (["accuracy"] if pass_name != "accuracy" else [])
+    """The declared direction of `metric` in the rows of pass `pass_name`: the pass's own
+    declaration, else the accuracy pass's (robustness and fairness rows of accuracy metrics),
+    else any registered pass that declares the metric. Unknown metrics are a KeyError
+    (directions are declared, never guessed from names)."""
+    avail = _available()
+    names = [pass_name, "accuracy"] + [n for n in avail if n not in (pass_name, "accuracy")]
     for name in names:
-        if name in _available():
+        if name in avail:
             hib = get(name).higher_is_better(metric)
             if hib is not None:
                 return hib
-    raise KeyError(f"no declared direction for metric '{metric}' of pass '{pass_name}'")
+    raise KeyError(f"no pass declares a direction for metric '{metric}' (pass '{pass_name}')")
 
 
 __all__ = ["PASSES", "Pass", "PassContext", "PassResult", "all_passes", "get",

@@ -4,8 +4,6 @@ the harness after (never inside) the accuracy pass. Its machinery is in `harness
 
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 
 from harness.efficiency import scenarios as sc
@@ -26,7 +24,10 @@ HIGHER_IS_BETTER = {
     "latency_mean_ms": False, "tokens_per_request": False, "flops_per_request": False,
     "server_achieved_qps": True, "server_latency_mean_ms": False,
 }
-PERCENTILE = re.compile(r"(server_)?latency_p[0-9.]+_ms")
+# Generated names (latency_p<q>_ms) and any other efficiency metric follow the pass's naming
+# rule `<what>_<unit>`: the unit declares the direction (costs down, rates up).
+UNIT_HIGHER_IS_BETTER = {"_ms": False, "_seconds": False, "_mb": False, "_per_s": True,
+                         "_qps": True, "_per_request": False}
 ROW_COLUMNS = ["metric", "k", "value", "n_users"]
 
 
@@ -53,7 +54,10 @@ class EfficiencyPass(Pass):
     def higher_is_better(self, metric: str) -> bool | None:
         if metric in HIGHER_IS_BETTER:
             return HIGHER_IS_BETTER[metric]
-        return False if PERCENTILE.fullmatch(metric) else None
+        for unit, hib in UNIT_HIGHER_IS_BETTER.items():
+            if metric.endswith(unit):
+                return hib
+        return None
 
     def manifest_entry(self, spec) -> dict:
         """The `[efficiency]` configuration and how it measures (results: cells[].efficiency)."""

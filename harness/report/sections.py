@@ -11,7 +11,7 @@ ddof 1) when there are several seeds.
   name, models x (clean, then severities ascending), then worst Δ% = 100 (worst - clean) /
   clean, worst = the lowest value (highest for lower-is-better metrics).
 - efficiency (pass = efficiency): models x metric[@k]; best per column bold, lower is better
-  for times, latencies and memory (`higher_is_better`).
+  for times, latencies and memory (directions declared by each pass: `higher_is_better`).
 """
 
 from __future__ import annotations
@@ -22,18 +22,10 @@ import pandas as pd
 from harness.report.tables import (Cell, Table, col_label, fmt, groups, key_title,
                                    section_of)
 
-_LOWER = ("latency", "time", "_ms", "_sec", "seconds", "memory", "mem_", "bytes", "rss",
-          "_mb", "_gb", "params", "tokens_per_request", "flops_per_request",
-          "gini", "gap", "disparity")
-
-
-def higher_is_better(metric: str) -> bool:
-    """False for metric names that look like costs (latency, time, memory, model size, tokens
-    or FLOPs per request, gini, gap); rates (throughput, per_s, qps) are higher-is-better."""
-    name = metric.lower()
-    if any(t in name for t in ("throughput", "per_s", "qps", "per_sec")):
-        return True
-    return not (any(t in name for t in _LOWER) or name.endswith("_s"))
+def higher_is_better(metric: str, pass_name: str = "accuracy") -> bool:
+    """The direction the pass that produced `metric` declares (harness.passes)."""
+    from harness.passes import higher_is_better as declared
+    return declared(pass_name, metric)
 
 
 def parse_perturbation(p: str) -> tuple[str, float]:
@@ -128,7 +120,7 @@ def robustness_tables(metrics: pd.DataFrame) -> list[Table]:
             sevs = sorted(set(a["severity"]), key=lambda x: (np.isnan(x), x))
             b = _agg(base[(base.metric == metric) & (base.k == k) & (base.slice == slc)],
                      ["model"])
-            hib = higher_is_better(metric)
+            hib = higher_is_better(metric, "robustness")
             rows, recs = [], []
             for m in _models(h):
                 r0 = b[b.model == m]
@@ -172,7 +164,7 @@ def efficiency_tables(metrics: pd.DataFrame) -> list[Table]:
         best = {}
         for c in cols:
             s = a[a.col == c]
-            hib = higher_is_better(s["metric"].iloc[0])
+            hib = higher_is_better(s["metric"].iloc[0], "efficiency")
             best[c] = s["mean"].max() if hib else s["mean"].min()
         rows = []
         for m in _models(g):
