@@ -53,8 +53,9 @@ def distribution_of(module: str) -> tuple[str | None, str | None]:
 
 @lru_cache(maxsize=None)
 def recommender_identity(name: str) -> dict:
-    """{'class', 'distribution', 'version', 'source_sha256'} of a registry name, 'family:variant'
-    or 'module:Class' reference."""
+    """{'class', 'distribution', 'version', 'source_sha256', 'packages'} of a registry name,
+    'family:variant' or 'module:Class' reference. 'packages' are the versions of the libraries
+    an adapter declares it wraps (`packages = ("recbole",)` on the class)."""
     cls = registry.resolve(name)
     module = cls.__module__
     dist, version = distribution_of(module)
@@ -63,8 +64,20 @@ def recommender_identity(name: str) -> dict:
         sha = hashlib.sha256(Path(source).read_bytes()).hexdigest()[:16] if source else None
     except (TypeError, OSError):
         sha = None
+    wrapped = {}
+    for pkg in getattr(cls, "packages", ()) or ():
+        try:
+            wrapped[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            wrapped[pkg] = None
     return {"class": f"{module}:{cls.__qualname__}", "distribution": dist, "version": version,
-            "source_sha256": sha}
+            "source_sha256": sha, "packages": wrapped}
+
+
+def clear() -> None:
+    """Forget memoized identities (a run computes them afresh: code may have changed since)."""
+    harness_identity.cache_clear()
+    recommender_identity.cache_clear()
 
 
 def cell_identity(model_name: str) -> dict:

@@ -28,7 +28,7 @@ def build_manifest(suite, run_id: str, datasets: dict, splits: dict, statuses: l
         "options": options,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "packages": package_versions(),
+        "packages": _packages(statuses),
         "recommender_packages": _recommender_packages(statuses),
         "git": git_info(),
         "machine": machine_info(),
@@ -54,6 +54,18 @@ def build_manifest(suite, run_id: str, datasets: dict, splits: dict, statuses: l
         manifest[table] = (p.manifest_entry(suite.passes[table]) if table in suite.passes
                            else None)
     return manifest
+
+
+def _packages(statuses: list[dict]) -> dict:
+    """The core packages plus the distribution of every recommender run and the libraries the
+    adapters wrap (implicit, cornac, recbole, ...)."""
+    out = package_versions()
+    for rec in _recommender_packages(statuses).values():
+        if rec.get("distribution"):
+            out.setdefault(rec["distribution"], rec.get("version"))
+        for name, version in (rec.get("packages") or {}).items():
+            out.setdefault(name, version)
+    return out
 
 
 def _recommender_packages(statuses: list[dict]) -> dict:

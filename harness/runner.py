@@ -10,6 +10,7 @@ from pathlib import Path
 from harness import __version__
 from harness.cell import cell_status, run_cell, run_logger
 from harness.errors import SuiteError, UserError, did_you_mean
+from harness import identity
 from harness.identity import cell_identity, changes
 from harness.manifest import build_manifest, write_manifest
 from harness.options import FitOptions
@@ -92,6 +93,7 @@ def run_suite(suite: Suite, out: Path = Path("results"), models: list[str] | Non
               use_cache: bool = True) -> RunResult:
     """Run (or resume) a suite into out/<suite>/<run-id>/ and return the consolidated result."""
     started = time.time()
+    identity.clear()
     cache_dir = Path(cache_dir) if cache_dir else Path(out) / ".cache"
     run_dir = Path(out) / suite.name / (run_id or default_run_id(suite))
     options = FitOptions(cache_dir=cache_dir / "embeddings", use_cache=use_cache, quiet=quiet)
