@@ -65,6 +65,8 @@ class RecBoleRecommender(Recommender):
     that need ratings, timestamps or side features are not supported.
     """
 
+    packages = ("recbole",)  # the wrapped library, recorded with its version in the manifest
+
     def __init__(self, model: str = "BPR", device: str = "auto", log_file: str = "",
                  seed: int = 0, **params):
         super().__init__(seed)
