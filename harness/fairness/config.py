@@ -31,6 +31,7 @@ models = ["llm-embed"]         # default: every model the pass applies to
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 
 from harness.errors import SuiteError, did_you_mean
@@ -104,7 +105,13 @@ class FairnessSpec:
         return out
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """JSON-ready (lists and tables as in the suite file; None = automatic)."""
+        d = json.loads(json.dumps(asdict(self)))
+        if self.buckets is not None:
+            d["buckets"] = {f: list(e) for f, e in self.buckets}
+        if self.counterfactual is not None:
+            d["counterfactual"]["values"] = {a: list(v) for a, v in self.counterfactual.values}
+        return d
 
 
 def _numbers(c, key: str, value, lo=None, hi=None, strict: bool = True) -> tuple[float, ...]:
