@@ -20,6 +20,7 @@ import pandas as pd
 
 from harness import passes as pass_registry
 from harness import threads
+from harness.executors.timeouts import run_pass
 from harness.fitting import fit_model, new_model
 from harness.io import write_json, write_npz, write_parquet
 from harness.passes.base import PassContext, PassResult
@@ -61,8 +62,11 @@ def passes_for(task: CellTask) -> list:
     return out
 
 
-def run_cell(task: CellTask, workspace=None, log: logging.Logger | None = None) -> dict:
-    """Run the task (in this process) and return its status record (also in status.json)."""
+def run_cell(task: CellTask, workspace=None, log: logging.Logger | None = None,
+             prepared=None) -> dict:
+    """Run the task (in this process) and return its status record (also in status.json).
+    `prepared` (harness.executors.shards.Prepared: model, results, fit_s, seconds) supplies an
+    already fitted model and finished pass results (a user-sharded cell's merged accuracy)."""
     from harness.workspace import Workspace
     ws = workspace or Workspace(task.suite, task.cache_dir, task.run_dir)
     log = log or run_logger(Path(task.run_dir))
@@ -76,7 +80,7 @@ def run_cell(task: CellTask, workspace=None, log: logging.Logger | None = None) 
     t0 = time.perf_counter()
     with threads.contained(thread_record):
         try:
-            _run(task, ws, log, status, cell_dir, t0)
+            _run(task, ws, log, status, cell_dir, t0, prepared)
             status["status"] = "ok"
         except Exception as exc:  # noqa: BLE001 - a crashing recommender fails its own cell
             status["status"] = "failed"
@@ -91,14 +95,19 @@ def run_cell(task: CellTask, workspace=None, log: logging.Logger | None = None) 
     return status
 
 
-def _run(task: CellTask, ws, log, status: dict, cell_dir: Path, t0: float) -> None:
+def _run(task: CellTask, ws, log, status: dict, cell_dir: Path, t0: float,
+         prepared=None) -> None:
     split = ws.split(task.dataset, task.split)
     cand, record = ws.candidates(task, split)
     status["candidates_fingerprint"] = cand.fingerprint
     status["candidates_record"] = record
     m = task.model
-    model = fit_model(m.name, m.params, task.seed, split, task.options)
-    status["fit_s"] = round(time.perf_counter() - t0, 4)
+    if prepared is None:
+        model = fit_model(m.name, m.params, task.seed, split, task.options)
+        status["fit_s"] = round(time.perf_counter() - t0, 4)
+    else:
+        model, status["fit_s"] = prepared.model, prepared.fit_s
+    status["device"] = str(getattr(model, "device", "cpu"))
     results: dict[str, PassResult] = {}
     status["passes"] = {}
     for p, spec in passes_for(task):
@@ -112,7 +121,10 @@ def _run(task: CellTask, ws, log, status: dict, cell_dir: Path, t0: float) -> No
         try:
             if missing:
                 raise RuntimeError(f"needs the results of pass(es) {missing}, which failed")
-            res = p.run(ctx)
+            if prepared is not None and p.name in prepared.results:
+                res = prepared.results[p.name]
+            else:
+                res = run_pass(p, ctx)  # with its [execution.pass_timeout_s] limit
             results[p.name] = res
             entry = {"status": "ok"}
         except Exception as exc:  # noqa: BLE001 - a failing pass fails its own rows
@@ -122,6 +134,8 @@ def _run(task: CellTask, ws, log, status: dict, cell_dir: Path, t0: float) -> No
             entry = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
             log.error("pass %s of cell %s failed:\n%s", p.name, task.key, traceback.format_exc())
         entry["seconds"] = round(time.perf_counter() - t, 4)
+        if prepared is not None and p.name in prepared.seconds:
+            entry["seconds"] = prepared.seconds[p.name]
         status["passes"][p.name] = entry
         status["eval_s" if p.name == "accuracy" else f"{p.name}_s"] = entry["seconds"]
         if p.name != "accuracy":

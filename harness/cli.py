@@ -25,6 +25,14 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.add_argument("--no-cache", action="store_true",
                    help="bypass the embedding cache (splits are still cached and verified)")
+    r.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="run cells in N local worker processes (default 1: in this process); "
+                        "with --executor ray: the CPUs of a locally started Ray")
+    r.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local (this process, or --workers processes) or ray (each cell a Ray "
+                        "task; needs pip install 'recsys-harness[ray]'); see docs/scale.md")
+    r.add_argument("--address", help="with --executor ray: join this cluster (auto, HOST:PORT "
+                                     "or ray://HOST:PORT) instead of starting a local Ray")
     _report_parser(sub)
     from harness.check.command import add_parser as _check_parser
     _check_parser(sub)
@@ -88,7 +96,8 @@ def cmd_run(args) -> int:
     from harness.suite import load_suite
     suite = load_suite(args.suite)
     res = run_suite(suite, args.out, args.models, args.seeds, args.save_runs, args.quiet,
-                    args.run_id, args.cache_dir, use_cache=not args.no_cache)
+                    args.run_id, args.cache_dir, use_cache=not args.no_cache,
+                    executor=args.executor, workers=args.workers, address=args.address)
     k = 10 if 10 in suite.ks else max(suite.ks)
     for title, table in leaderboard_tables(res.metrics, [k], list(suite.metrics)):
         print(f"\n{title}\n{to_markdown(table)}")

@@ -8,8 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import __version__
-from harness.cell import cell_status, run_cell, run_logger
+from harness.cell import cell_status, run_logger
 from harness.errors import SuiteError, UserError, did_you_mean
+from harness.executors import pick
+from harness.executors.config import ExecutionSpec
+from harness.executors.schedule import Scheduler
 from harness import identity
 from harness.identity import cell_identity, changes
 from harness.manifest import build_manifest, write_manifest
@@ -90,35 +93,44 @@ def _resumable(task: CellTask, prior: dict | None, log) -> bool:
 def run_suite(suite: Suite, out: Path = Path("results"), models: list[str] | None = None,
               seeds: list[int] | None = None, save_runs: bool = False, quiet: bool = False,
               run_id: str | None = None, cache_dir: Path | None = None,
-              use_cache: bool = True) -> RunResult:
-    """Run (or resume) a suite into out/<suite>/<run-id>/ and return the consolidated result."""
+              use_cache: bool = True, executor: str = "local", workers: int = 1,
+              address: str | None = None) -> RunResult:
+    """Run (or resume) a suite into out/<suite>/<run-id>/ and return the consolidated result.
+    `executor`/`workers`/`address`: where cells run (harness.executors.pick); the results are
+    the same whichever ran them."""
     started = time.time()
     identity.clear()
     cache_dir = Path(cache_dir) if cache_dir else Path(out) / ".cache"
     run_dir = Path(out) / suite.name / (run_id or default_run_id(suite))
     options = FitOptions(cache_dir=cache_dir / "embeddings", use_cache=use_cache, quiet=quiet)
     tasks = select(suite, models, seeds, run_dir.name, run_dir, cache_dir, options, save_runs)
-    # Bad input must fail before anything is written: load data and splits first.
+    # Bad input must fail before anything is written: load data and splits first, and reach
+    # a named Ray cluster (an unreachable address is an error within a bounded time).
     ws = Workspace(suite, cache_dir, run_dir)
-    datasets = {d.label: ws.dataset(d) for d in suite.datasets}
-    preflight(suite, datasets)
-    splits = {(d.label, s.label): ws.split(d, s) for d in suite.datasets for s in suite.splits}
-    (run_dir / "cells").mkdir(parents=True, exist_ok=True)
-    (run_dir / "manifest.json").unlink(missing_ok=True)  # in progress: no complete manifest
-    log = run_logger(run_dir)
-    statuses = []
-    with bar(len(tasks), f"{suite.name}", quiet, leave=True, unit="cell") as pb:
-        for task in tasks:
-            prior = cell_status(task.cell_dir)
-            if _resumable(task, prior, log):
-                statuses.append({**prior, "resumed": True})
-                pb.update(1)
-                continue
-            pb.set_postfix_str(task.key)
-            st = run_cell(task, ws, log)
-            log.info("cell %s %s in %.2fs", task.key, st["status"], st["duration_s"])
-            statuses.append(st)
-            pb.update(1)
+    ex, note = pick(executor, workers, address, suite, ws)
+    try:
+        if address is not None:
+            ex.start()
+        datasets = {d.label: ws.dataset(d) for d in suite.datasets}
+        preflight(suite, datasets)
+        splits = {(d.label, s.label): ws.split(d, s) for d in suite.datasets
+                  for s in suite.splits}
+        if address is None:
+            ex.start()
+        check = getattr(ex, "check", None)
+        if check is not None:
+            spec = suite.execution or ExecutionSpec()
+            check([(m.label, spec.for_model(m.label)) for m in suite.models])
+        (run_dir / "cells").mkdir(parents=True, exist_ok=True)
+        (run_dir / "manifest.json").unlink(missing_ok=True)  # in progress: no manifest yet
+        log = run_logger(run_dir)
+        if note:
+            log.info(note)
+        statuses = _run_cells(tasks, ex, run_dir, log, suite.name, quiet)
+        execution = {**ex.info(), "note": note or None,
+                     "spec": (suite.execution or ExecutionSpec()).to_dict()}
+    finally:
+        ex.close()
     ok = [s["cell"] for s in statuses if s["status"] == "ok"]
     metrics, _ = consolidate(run_dir, ok)
     if save_runs:
@@ -128,8 +140,31 @@ def run_suite(suite: Suite, out: Path = Path("results"), models: list[str] | Non
     manifest = build_manifest(suite, run_dir.name, datasets, splits, statuses, started,
                               {"models": models, "seeds": seeds, "save_runs": save_runs,
                                "use_cache": use_cache, "cache_dir": str(cache_dir)})
+    manifest["execution"] = execution
     write_manifest(run_dir, manifest)
     return RunResult(run_dir, manifest, board, metrics)
+
+
+def _run_cells(tasks: list[CellTask], ex, run_dir: Path, log, name: str, quiet: bool
+               ) -> list[dict]:
+    """Every cell's status in task order: finished cells resumed from disk, the others run on
+    the executor (the driver writes what the workers return)."""
+    found: dict[str, dict] = {}
+    todo = []
+    for task in tasks:
+        prior = cell_status(task.cell_dir)
+        if _resumable(task, prior, log):
+            found[task.key] = {**prior, "resumed": True}
+        else:
+            todo.append(task)
+    with bar(len(tasks), f"{name}", quiet, leave=True, unit="cell") as pb:
+        pb.update(len(found))
+
+        def done(status: dict) -> None:
+            found[status["cell"]] = status
+            pb.update(1)
+        Scheduler(ex, run_dir, log, done, pb).run(todo)
+    return [found[t.key] for t in tasks]
 
 
 def _write_trec(run_dir, suite, tasks, ws, ok) -> None:

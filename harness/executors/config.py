@@ -27,6 +27,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, replace
 
+from harness.errors import did_you_mean
+
 RESOURCE_KEYS = {"timeout_s": (int, float), "num_cpus": (int, float), "num_gpus": (int, float),
                  "memory_gb": (int, float), "shards": int, "shard_users": int, "retries": int}
 KEYS = {**RESOURCE_KEYS, "pass_timeout_s": dict, "models": dict}
@@ -77,18 +79,32 @@ class ExecutionSpec:
                 "models": {k: asdict(v) for k, v in self.models.items()}}
 
 
-def _number(c, key: str, value, positive: bool = True, upper: float | None = None) -> bool:
-    """Range and finiteness check of one number; False (after c.fail) when it is bad."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        c.fail(key, f"must be a number, got {value!r}")
+def _report(c):
+    """Record a problem and go on (a checker that collects every problem), else raise."""
+    return getattr(c, "problem", c.fail)
+
+
+def _number(c, key: str, value, positive: bool = True, upper: float | None = None,
+            integer: bool = False) -> bool:
+    """Type, range and finiteness check of one number; False (problem recorded) when bad."""
+    kind = "an integer" if integer else "a finite number"
+    ok_type = (isinstance(value, int) if integer else isinstance(value, (int, float)))
+    if isinstance(value, bool) or not ok_type:
+        _report(c)(key, f"must be {kind}, got {value!r}")
         return False
     if not math.isfinite(value) or (value <= 0 if positive else value < 0):
-        c.fail(key, f"must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
+        _report(c)(key, f"must be {kind} {'> 0' if positive else '>= 0'}, got {value!r}")
         return False
     if upper is not None and value > upper:
-        c.fail(key, f"must be <= {upper:g}, got {value!r}")
+        _report(c)(key, f"must be <= {upper:g}, got {value!r}")
         return False
     return True
+
+
+def _unknown(c, where: str, table: dict, keys: dict) -> None:
+    for key in table:
+        if key not in keys:
+            _report(c)(f"{where}.{key}", f"unknown key{did_you_mean(key, keys)}")
 
 
 def _resources(c, where: str, raw: dict, base: CellResources) -> CellResources:
@@ -100,34 +116,43 @@ def _resources(c, where: str, raw: dict, base: CellResources) -> CellResources:
         if key not in raw:
             continue
         value = raw[key]
-        if RESOURCE_KEYS[key] is int and (isinstance(value, bool) or not isinstance(value, int)):
-            c.fail(f"{where}.{key}", f"must be an integer, got {value!r}")
-            continue
-        if _number(c, f"{where}.{key}", value, positive, upper):
+        if _number(c, f"{where}.{key}", value, positive, upper, RESOURCE_KEYS[key] is int):
             out[key] = value if RESOURCE_KEYS[key] is int else float(value)
     return replace(base, **out)
 
 
 def parse_execution(c, raw, model_labels: list[str], pass_names: list[str]) -> ExecutionSpec:
     """Validate `[execution]` with the suite's checker `c` (SuiteError naming the key)."""
-    c.keys("execution", raw, KEYS)
     if not isinstance(raw, dict):
+        c.fail("execution", f"must be a table, got {raw!r}")
         return ExecutionSpec()
+    _unknown(c, "execution", raw, KEYS)
     default = _resources(c, "execution", raw, CellResources())
     timeouts = {}
     pt = raw.get("pass_timeout_s", {})
-    if isinstance(pt, dict):
+    if not isinstance(pt, dict):
+        _report(c)("execution.pass_timeout_s", f"must be a table of pass = seconds, got {pt!r}")
+    else:
         for name, value in pt.items():
-            c.choice(f"execution.pass_timeout_s.{name}", name, pass_names)
-            if _number(c, f"execution.pass_timeout_s.{name}", value):
+            if name not in pass_names:
+                _report(c)(f"execution.pass_timeout_s.{name}", f"unknown pass '{name}'"
+                                                               f"{did_you_mean(name, pass_names)}")
+            elif _number(c, f"execution.pass_timeout_s.{name}", value):
                 timeouts[name] = float(value)
     models = {}
     per_model = raw.get("models", {})
-    if isinstance(per_model, dict):
+    if not isinstance(per_model, dict):
+        _report(c)("execution.models", f"must be a table of model label = table, got "
+                                       f"{per_model!r}")
+    else:
         for label, table in per_model.items():
             where = f"execution.models.{label}"
-            c.choice(where, label, model_labels)
-            c.keys(where, table, RESOURCE_KEYS)
-            if isinstance(table, dict):
+            if label not in model_labels:
+                _report(c)(where, f"unknown model label '{label}'"
+                                  f"{did_you_mean(label, model_labels)}")
+            elif not isinstance(table, dict):
+                _report(c)(where, f"must be a table, got {table!r}")
+            else:
+                _unknown(c, where, table, RESOURCE_KEYS)
                 models[label] = _resources(c, where, table, default)
     return ExecutionSpec(default, timeouts, models)
