@@ -46,6 +46,9 @@ class ALS(Recommender):
     N(0, 0.01²) init. score(u, i) = x_uᵀ y_i; users with no training history get train
     popularity scores; items never seen in training get zero factors (score 0)."""
 
+    param_ranges = {"factors": "[1, 100000]", "l2": "[0, inf)", "alpha": "[0, inf)",
+                    "iterations": "[1, 100000]"}
+
     def __init__(self, factors: int = 64, l2: float = 40.0, alpha: float = 5.0,
                  iterations: int = 15, seed: int = 0):
         super().__init__(seed)

@@ -42,6 +42,10 @@ class BPR(Recommender):
     runs are bitwise reproducible (CUDA's atomic adds may differ in the last bits). Users with
     no training history get train popularity scores."""
 
+    param_ranges = {"factors": "[1, 100000]", "lr": "(0, inf)", "l2": "[0, inf)",
+                    "batch_size": "[1, inf)", "epochs": "[1, 1000000]", "patience": "[1, inf)",
+                    "eval_every": "[1, inf)"}
+
     def __init__(self, factors: int = 64, lr: float = 0.01, l2: float = 0.007,
                  batch_size: int = 4096, epochs: int = 200, patience: int = 5,
                  eval_every: int = 2, seed: int = 0):

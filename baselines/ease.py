@@ -25,6 +25,8 @@ class EASE(Recommender):
     matrix X. Needs a dense n_items x n_items inverse: more than `max_items` items is an error.
     Users with no training history get train popularity scores instead."""
 
+    param_ranges = {"l2": "(0, inf)", "max_items": "[1, inf)"}
+
     def __init__(self, l2: float = 300.0, max_items: int = 20000, seed: int = 0):
         super().__init__(seed)
         self.l2, self.max_items = l2, max_items

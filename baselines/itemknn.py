@@ -49,6 +49,8 @@ class ItemKNN(Recommender):
     shrink). Users with no training history get train popularity scores instead; items never
     seen in training score 0."""
 
+    param_ranges = {"k": "[1, inf)", "shrink": "[0, inf)"}
+
     def __init__(self, k: int = 200, shrink: float = 10.0, seed: int = 0):
         super().__init__(seed)
         self.k, self.shrink = k, shrink

@@ -1,5 +1,5 @@
 """Command line: `harness run`, `harness report`, `harness check`, `harness list`,
-`harness datasets show`."""
+`harness schema`, `harness datasets show`."""
 
 from __future__ import annotations
 
@@ -36,7 +36,13 @@ def parser() -> argparse.ArgumentParser:
     _report_parser(sub)
     from harness.check.command import add_parser as _check_parser
     _check_parser(sub)
-    sub.add_parser("list", help="list recommenders, datasets, splits, metrics")
+    sub.add_parser("list", help="list recommenders (with parameters and defaults), datasets, "
+                                "splits, metrics")
+    sc = sub.add_parser("schema", help="the suite format as a JSON Schema (draft 2020-12)",
+                        description="Print the JSON Schema of suite files, for editors (e.g. "
+                                    "a '#:schema suite.schema.json' line in a suite, or "
+                                    "VS Code / taplo settings).")
+    sc.add_argument("--out", type=Path, help="write to this file instead of stdout")
     d = sub.add_parser("datasets", help="dataset commands")
     dsub = d.add_subparsers(dest="dcommand", required=True)
     show = dsub.add_parser("show", help="users, items, interactions, density, side fields")
@@ -94,6 +100,14 @@ def cmd_run(args) -> int:
     from harness.results import leaderboard_tables, to_markdown
     from harness.runner import run_suite
     from harness.suite import load_suite
+    from harness.names import dir_name_problem
+    from harness.suite import SEED
+    from harness.validation import problems
+    if args.run_id is not None and dir_name_problem(args.run_id):
+        raise UserError(f"--run-id: {dir_name_problem(args.run_id)}")
+    for seed in args.seeds or []:
+        for _, msg in problems(seed, SEED):
+            raise UserError(f"--seeds: {msg}")
     suite = load_suite(args.suite)
     res = run_suite(suite, args.out, args.models, args.seeds, args.save_runs, args.quiet,
                     args.run_id, args.cache_dir, use_cache=not args.no_cache,
@@ -111,11 +125,21 @@ def cmd_run(args) -> int:
 def cmd_list(args) -> int:
     from harness.data.registry import DATASETS
     from harness.metrics import METRICS
-    from harness.registry import available
+    from harness.registry import available, clashes, describe, resolve
     from harness.splits import PROTOCOLS
-    print("recommenders:")
+    print("recommenders (parameter = default  range):")
+    clash = clashes()
     for name, ref in sorted(available().items()):
         print(f"  {name:12s} {ref}")
+        if name in clash:
+            print(f"      error: {clash[name]}")
+            continue
+        try:
+            params = describe(resolve(name))
+        except UserError as exc:
+            params = [f"(not available: {exc})"]
+        for line in params:
+            print(f"      {line}")
     print("  (or any 'module:Class' reference)")
     print("datasets:")
     for name, desc in DATASETS.items():
@@ -123,6 +147,18 @@ def cmd_list(args) -> int:
     print("  (or a path to a directory of RecBole atomic files)")
     print("splits:\n  " + "\n  ".join(PROTOCOLS))
     print("metrics:\n  " + "\n  ".join(METRICS))
+    return 0
+
+
+def cmd_schema(args) -> int:
+    import json
+    from harness.schema import suite_schema
+    text = json.dumps(suite_schema(), indent=2, sort_keys=False) + "\n"
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -155,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_check(args)
         if args.command == "list":
             return cmd_list(args)
+        if args.command == "schema":
+            return cmd_schema(args)
         return cmd_datasets_show(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

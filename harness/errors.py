@@ -11,11 +11,27 @@ class UserError(Exception):
 
 
 class SuiteError(UserError):
-    """A malformed suite: names the file and the key."""
+    """A malformed suite: names the file, the key (and its line when known). `problems` lists
+    every (key, message, line) found; the message has one line per problem."""
 
-    def __init__(self, file: str, key: str, message: str):
-        self.file, self.key = file, key
-        super().__init__(f"{file}: [{key}] {message}")
+    def __init__(self, file: str, key: str, message: str, line: int | None = None):
+        self.file, self.key, self.line = file, key, line
+        self.problems = [(key, message, line)]
+        super().__init__(_where(file, line) + f" [{key}] {message}")
+
+    @classmethod
+    def many(cls, file: str, problems: list[tuple[str, str, int | None]]) -> "SuiteError":
+        """One error for several problems (each on its own line, in the order found)."""
+        err = cls(file, *problems[0])
+        if len(problems) > 1:
+            lines = [_where(file, line) + f" [{key}] {msg}" for key, msg, line in problems]
+            err.args = (f"{file}: {len(problems)} problems\n" + "\n".join(lines),)
+        err.problems = list(problems)
+        return err
+
+
+def _where(file: str, line: int | None) -> str:
+    return f"{file}:{line}:" if line else f"{file}:"
 
 
 class LeakageError(Exception):

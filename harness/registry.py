@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
+import os
+import re
+import sys
 from importlib.metadata import entry_points
 
 from harness.errors import UserError, did_you_mean
@@ -24,23 +28,77 @@ BUILTINS = {
 }
 
 
+def _entry_points() -> list:
+    return list(entry_points(group=ENTRY_POINT_GROUP))
+
+
+def clashes() -> dict[str, str]:
+    """Entry points whose name is a built-in's but whose target differs: name -> message.
+    (The project registers its own built-ins as entry points too; those agree.)"""
+    out = {}
+    for ep in _entry_points():
+        if ep.name in BUILTINS and ep.value != BUILTINS[ep.name]:
+            dist = getattr(getattr(ep, "dist", None), "name", None) or "an installed package"
+            out[ep.name] = (f"entry point '{ep.name}' = '{ep.value}' of {dist} clashes with the "
+                            f"built-in '{ep.name}' ({BUILTINS[ep.name]}); rename the entry "
+                            f"point in its package's metadata, or reference the class as "
+                            f"'{ep.value}'")
+    return out
+
+
 def available() -> dict[str, str]:
-    """Registry name -> 'module:Class' for built-ins and installed entry points."""
+    """Registry name -> 'module:Class' for built-ins and installed entry points (a clashing
+    entry point is listed under its built-in's name; resolving that name is an error)."""
     names = dict(BUILTINS)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    for ep in _entry_points():
         names.setdefault(ep.name, ep.value)
     return names
 
 
+def _missing_module(module: str, exc: ModuleNotFoundError) -> bool:
+    """True when `module` itself (or a parent package) is what was not found."""
+    missing = exc.name or ""
+    return bool(missing) and (module == missing or module.startswith(missing + "."))
+
+
+def _import_module(module: str, shown: str):
+    """Import `module` with the current directory on sys.path (restored afterwards), so that
+    a 'module:Class' plugin can be a .py file next to the suite you run."""
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if _missing_module(module, exc):
+            raise UserError(
+                f"recommender '{shown}': cannot import module '{module}': no such module in "
+                f"the current directory ({cwd}) or the installed packages. A 'module:Class' "
+                f"reference "
+                f"names an importable module and a class in it, e.g. 'my_model:MyRecommender' "
+                f"for my_model.py in the current directory") from exc
+        raise UserError(f"recommender '{shown}': cannot import module '{module}': {exc} "
+                        "(a dependency of the module is not installed)") from exc
+    except Exception as exc:  # noqa: BLE001 - any error while importing a plugin is its own
+        raise UserError(f"recommender '{shown}': cannot import module '{module}': it "
+                        f"raised {type(exc).__name__}: {exc}") from exc
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
+
+
 def _import_ref(ref: str, shown: str):
     module, _, attr = ref.partition(":")
-    try:
-        obj = importlib.import_module(module)
-    except ImportError as exc:
-        raise UserError(f"recommender '{shown}': cannot import module '{module}' ({exc})") from exc
+    if not module or not attr:
+        raise UserError(f"recommender '{shown}': '{ref}' is not a 'module:Class' reference")
+    obj = _import_module(module, shown)
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise UserError(f"recommender '{shown}': module '{module}' has no attribute '{attr}'")
+            names = [n for n in dir(obj) if not n.startswith("_") and inspect.isclass(
+                getattr(obj, n, None))]
+            raise UserError(f"recommender '{shown}': module '{module}' has no attribute "
+                            f"'{attr}'{did_you_mean(part, names) if names else ''}")
         obj = getattr(obj, part)
     return obj
 
@@ -50,6 +108,9 @@ def resolve(name: str):
     registered (e.g. 'recbole:BPR'), or a 'module:Class' reference."""
     names = available()
     family = name.split(":", 1)[0]
+    clash = clashes()
+    if name in clash or (":" in name and family in clash):
+        raise UserError(clash[name if name in clash else family])
     if name in names:
         cls = _import_ref(names[name], name)
     elif ":" in name and family in names:
@@ -57,7 +118,8 @@ def resolve(name: str):
     elif ":" in name:
         cls = _import_ref(name, name)
     else:
-        raise UserError(f"unknown recommender '{name}'{did_you_mean(name, names)}")
+        raise UserError(f"unknown recommender '{name}'{did_you_mean(name, names)}"
+                        " (or a 'module:Class' reference)")
     if not (callable(getattr(cls, "fit", None)) and callable(getattr(cls, "score", None))):
         raise UserError(f"recommender '{name}' ({cls!r}) lacks fit() and score()")
     return cls
@@ -75,26 +137,92 @@ def accepts_any(cls) -> bool:
     return any(p.kind == p.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values())
 
 
-def check_params(name: str, cls, params: dict) -> None:
-    """Unknown hyperparameters and type mismatches against defaults raise UserError."""
-    known = hyperparameters(cls)
-    for key, value in params.items():
-        if key not in known:
-            if accepts_any(cls):
-                continue
-            raise UserError(f"recommender '{name}' has no parameter '{key}'"
-                            f"{did_you_mean(key, known)}")
-        default = known[key]
+_INTERVAL = re.compile(r"^\s*([\[(])\s*(-?inf|[-+0-9.e]+)\s*,\s*(-?inf|[-+0-9.e]+)\s*([\])])\s*$")
+
+
+def parse_interval(text: str):
+    """'[1, inf)' -> Spec with lo=1 (inclusive), no upper bound; '(0, 1)' -> open bounds."""
+    from harness.validation import Num
+    m = _INTERVAL.match(text)
+    if not m:
+        raise ValueError(f"bad interval {text!r}; write e.g. '[1, inf)' or '(0, 1]'")
+    lo, hi = float(m.group(2)), float(m.group(3))
+    return Num(None if lo == -math.inf else lo, None if hi == math.inf else hi,
+               lo_open=m.group(1) == "(", hi_open=m.group(4) == ")")
+
+
+def param_specs(cls) -> dict:
+    """Each hyperparameter's spec: type of its default, range from `cls.param_ranges`
+    (interval strings such as {"factors": "[1, inf)", "lr": "(0, inf)"})."""
+    from dataclasses import replace
+
+    from harness.validation import Spec
+    ranges = getattr(cls, "param_ranges", {}) or {}
+    out = {}
+    for key, default in hyperparameters(cls).items():
         if default is inspect.Parameter.empty or default is None:
+            types: tuple = ()
+        elif isinstance(default, bool):
+            types = (bool,)
+        elif isinstance(default, float):
+            types = (int, float)
+        else:
+            types = (type(default),)
+        spec = Spec(types or (object,))
+        if key in ranges:
+            try:
+                r = parse_interval(ranges[key])
+            except (ValueError, TypeError) as exc:
+                raise UserError(f"recommender class {cls.__module__}.{cls.__name__}: "
+                                f"param_ranges['{key}']: {exc}") from exc
+            spec = replace(spec, lo=r.lo, hi=r.hi, lo_open=r.lo_open, hi_open=r.hi_open,
+                           types=types or r.types)
+        out[key] = spec
+    return out
+
+
+def describe(cls) -> list[str]:
+    """'name = default  range' for each hyperparameter (for `harness list`)."""
+    from harness.validation import range_text
+    out = []
+    for key, spec in param_specs(cls).items():
+        default = hyperparameters(cls)[key]
+        shown = "(required)" if default is inspect.Parameter.empty else repr(default)
+        rng = f"  {range_text(spec)}" if spec.lo is not None or spec.hi is not None else ""
+        out.append(f"{key} = {shown}{rng}")
+    if accepts_any(cls):
+        out.append("**params (passed through)")
+    return out
+
+
+def param_problems(name: str, cls, params) -> list[str]:
+    """Every problem of `params`: not a table, unknown names (did-you-mean), wrong types
+    against the defaults, values outside `param_ranges`, NaN."""
+    from harness.validation import problems
+    if not isinstance(params, dict):
+        return [f"must be a table of parameters, got {params!r}"]
+    specs = param_specs(cls)
+    out = []
+    for key, value in params.items():
+        if key not in specs:
+            if not accepts_any(cls):
+                out.append(f"recommender '{name}' has no parameter '{key}'"
+                           f"{did_you_mean(key, specs)}")
             continue
-        ok = isinstance(value, type(default)) or (isinstance(default, float)
-                                                   and isinstance(value, int)
-                                                   and not isinstance(value, bool))
-        if isinstance(default, bool) != isinstance(value, bool):
-            ok = False
-        if not ok:
-            raise UserError(f"recommender '{name}': parameter '{key}' must be "
-                            f"{type(default).__name__}, got {value!r}")
+        spec = specs[key]
+        if spec.types == (object,) and not (isinstance(value, float) and math.isnan(value)):
+            continue
+        for _, msg in problems(value, spec):
+            out.append(f"recommender '{name}': parameter '{key}' {msg}")
+    return out
+
+
+def check_params(name: str, cls, params: dict) -> None:
+    """Unknown hyperparameters, type mismatches against defaults and values outside the
+    declared ranges raise UserError (the first problem); then a family's `check_variant`."""
+    found = param_problems(name, cls, params)
+    if found:
+        raise UserError(found[0])
     family, _, variant = name.partition(":")
     if variant and family in available() and callable(getattr(cls, "check_variant", None)):
         cls.check_variant(variant, params)  # e.g. 'recbole:<Model>': name and RecBole params

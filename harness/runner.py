@@ -64,6 +64,8 @@ def preflight(suite: Suite, datasets: dict) -> None:
     recommenders that declare `needs_timestamps` on datasets without timestamps."""
     from harness import registry
     from harness.passes import tables
+    from harness.suite import check_datasets
+    check_datasets(suite, datasets)  # k, sampled / rerank sizes within catalogs; timestamps
     for table, p in tables().items():
         if table in suite.passes:
             p.preflight(suite.passes[table], suite, datasets, suite.file)
@@ -169,6 +171,8 @@ def _run_cells(tasks: list[CellTask], ex, run_dir: Path, log, name: str, quiet: 
 
 def _write_trec(run_dir, suite, tasks, ws, ok) -> None:
     import numpy as np
+
+    from harness.names import file_part
     runs = run_dir / "runs"
     written: set = set()
     for task in tasks:
@@ -176,8 +180,8 @@ def _write_trec(run_dir, suite, tasks, ws, ok) -> None:
             split = ws.split(task.dataset, task.split)
             cand, _ = ws.candidates(task, split)
             ds = split.dataset
-            qrels = runs / (f"{task.dataset.label}__{task.split.label}__{task.candidates.label}"
-                            f"__{suite.target}.qrels")
+            qrels = runs / file_part(f"{task.dataset.label}__{task.split.label}__"
+                                     f"{task.candidates.label}__{suite.target}.qrels")
             if qrels not in written:
                 write_qrels(qrels, cand.truth, cand.users, ds.user_ids, ds.item_ids)
                 written.add(qrels)

@@ -3,31 +3,55 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import SuiteError, UserError, did_you_mean
+from harness.errors import SuiteError, UserError
 from harness.metrics import METRICS
+from harness.names import dir_name_problem, file_part
+from harness.validation import Bool, Checker, Int, List, Num, Str, Table
 
+# Key tables: each key's type and range (harness.validation). The checker below and the JSON
+# Schema (`harness schema`, harness.schema) are both generated from them.
+SEED = Int(0, 2**32 - 1, doc="a random seed")
+MAX_SEEDS = 1000
+MAX_K = 100_000
+LABEL = Str(label=True, doc="shown in tables and part of file names (no '/', '\\')")
+_CAND_COMMON = {"label": LABEL, "protocol": Str(("full", "sampled", "rerank")),
+                "models": List(Str(nonempty=True), min_items=0, unique=True,
+                               doc="model labels run under this protocol (default: all)"),
+                "max_users": Int(1, doc="a seeded subset of users")}
 CANDIDATE_KEYS = {
-    "full": {"label": str, "protocol": str, "models": list, "max_users": int, "seed": int},
-    "sampled": {"label": str, "protocol": str, "models": list, "max_users": int, "seed": int,
-                "n_negatives": int, "sampling": str},
-    "rerank": {"label": str, "protocol": str, "models": list, "max_users": int,
-               "first_stage": str, "m": int},
+    "full": {**_CAND_COMMON, "seed": SEED},
+    "sampled": {**_CAND_COMMON, "seed": SEED, "n_negatives": Int(1, 1_000_000),
+                "sampling": Str(("uniform", "popularity"))},
+    "rerank": {**_CAND_COMMON, "first_stage": Str(nonempty=True), "m": Int(1, 1_000_000)},
 }
 TARGETS = ["test", "valid"]
-DATASET_KEYS = {"name": str, "path": str, "label": str, "min_rating": (int, float), "kcore": int,
-                "n_users": int, "n_items": int, "n_interactions": int, "n_genres": int,
-                "seed": int}
+DATASET_KEYS = {"name": Str(nonempty=True), "path": Str(nonempty=True), "label": LABEL,
+                "min_rating": Num(doc="keep interactions with rating >= min_rating"),
+                "kcore": Int(0, 100_000, doc="iterative k-core filtering (0: off)"),
+                "n_users": Int(1, 10_000_000), "n_items": Int(1, 10_000_000),
+                "n_interactions": Int(1, 100_000_000), "n_genres": Int(1, 1000),
+                "seed": SEED}
+SYNTHETIC_ONLY = ("n_users", "n_items", "n_interactions", "n_genres", "seed")
 SECTION_KEYS = {
-    "suite": {"name": str, "description": str, "seeds": list},
-    "evaluation": {"target": str, "metrics": list, "ks": list, "batch_size": int},
-    "model": {"name": str, "label": str, "params": dict},
-    "split": {"name": str, "protocol": str, "seed": int},
+    "suite": {"name": Str(doc="folder name of the runs"), "description": str,
+              "seeds": List(SEED, 1, MAX_SEEDS, unique=True, doc="model seeds")},
+    "evaluation": {"target": Str(TARGETS), "metrics": List(Str(tuple(METRICS)), unique=True),
+                   "ks": List(Int(1, MAX_K)), "batch_size": Int(1, 10_000_000)},
+    "model": {"name": Str(nonempty=True, doc="registry name, 'family:variant' or "
+                                              "'module:Class'"),
+              "label": LABEL, "params": Table(doc="keyword arguments of the recommender")},
+    "split": {"name": LABEL, "protocol": Str(), "seed": SEED},
 }
+# Split protocol parameters with a range (others: the type of the protocol's default).
+SPLIT_PARAMS = {"ratios": List(Num(0, 1), 3, 3, doc="train, valid, test shares (sum 1)"),
+                "item_share": Num(0, 1, lo_open=True, hi_open=True),
+                "keep_cold_users": Bool()}
 TOP_LEVEL = {"suite", "datasets", "splits", "candidates", "evaluation", "models", "check",
              "execution"}
 
@@ -102,208 +126,319 @@ class Suite:
         return self.passes.get("efficiency")
 
 
-def _type_name(t) -> str:
-    return " or ".join(x.__name__ for x in t) if isinstance(t, tuple) else t.__name__
-
-
-class _Checker:
-    def __init__(self, file: str):
-        self.file = file
-
-    def fail(self, key: str, msg: str):
-        raise SuiteError(self.file, key, msg)
-
-    def keys(self, where: str, table: Any, allowed: dict | set, extra: set = frozenset()):
-        if not isinstance(table, dict):
-            self.fail(where, f"must be a table, got {type(table).__name__}")
-        for key in table:
-            if key not in allowed and key not in extra:
-                self.fail(f"{where}.{key}", f"unknown key{did_you_mean(key, set(allowed) | extra)}")
-        if isinstance(allowed, dict):
-            for key, typ in allowed.items():
-                if key in table:
-                    value = table[key]
-                    bad_bool = isinstance(value, bool) and typ is not bool
-                    if bad_bool or not isinstance(value, typ):
-                        self.fail(f"{where}.{key}", f"must be {_type_name(typ)}, "
-                                                    f"got {value!r}")
-
-    def choice(self, key: str, value: str, choices) -> None:
-        if value not in choices:
-            self.fail(key, f"unknown value '{value}'{did_you_mean(value, choices)}")
-
-
 def load_suite(path: str | Path) -> Suite:
-    """Read and validate a suite file; raises SuiteError (file, key, nearest valid choice)."""
+    """Read and validate a suite file. Raises one SuiteError listing every problem found
+    (file, line, key, nearest valid choice), or UserError when the file does not exist."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"suite file '{path}' does not exist")
     data = path.read_bytes()
     try:
-        raw = tomllib.loads(data.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise SuiteError(str(path), "<toml>", f"not UTF-8 text (byte {exc.start})",
+                         line) from exc
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise SuiteError(str(path), "<toml>", f"malformed TOML: {exc}") from exc
-    return parse_suite(raw, str(path), hashlib.sha256(data).hexdigest())
+    from harness.tomllines import key_lines
+    return parse_suite(raw, str(path), hashlib.sha256(data).hexdigest(), lines=key_lines(text))
 
 
-def parse_suite(raw: dict, file: str = "<suite>", sha256: str = "") -> Suite:
-    """Validate a parsed TOML dict into a Suite."""
-    from harness.check.config import validate_check_table
-    c = _Checker(file)
-    c.keys("<top>", raw, top_level_keys())
+def parse_suite(raw: dict, file: str = "<suite>", sha256: str = "", *,
+                lines: dict | None = None) -> Suite:
+    """Validate a parsed TOML dict into a Suite. Every section is checked even after another
+    one failed; all problems are raised together as one SuiteError."""
+    c = Checker(file, lines)
+    with c.section():
+        c.keys("<top>", raw, top_level_keys())
     for req in ("suite", "datasets", "splits", "models"):
         if req not in raw:
-            c.fail(req, "missing required section")
-    s = raw["suite"]
-    c.keys("suite", s, SECTION_KEYS["suite"])
-    if "name" not in s:
-        c.fail("suite.name", "missing required key")
-    seeds = s.get("seeds", [0])
-    if not seeds or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds):
-        c.fail("suite.seeds", f"must be a non-empty list of integers, got {seeds!r}")
-    ev = raw.get("evaluation", {})
-    c.keys("evaluation", ev, SECTION_KEYS["evaluation"])
-    target = ev.get("target", "test")
-    c.choice("evaluation.target", target, TARGETS)
-    metrics = ev.get("metrics", list(METRICS))
-    for i, m in enumerate(metrics):
-        c.choice(f"evaluation.metrics[{i}]", m, METRICS)
-    ks = ev.get("ks", [5, 10, 20])
-    if not ks or not all(isinstance(k, int) and not isinstance(k, bool) and k > 0 for k in ks):
-        c.fail("evaluation.ks", f"must be a non-empty list of positive integers, got {ks!r}")
-    batch = ev.get("batch_size", 256)
-    if batch <= 0:
-        c.fail("evaluation.batch_size", f"must be positive, got {batch}")
-    models = _models(c, raw["models"])
-    cands = _candidates(c, raw.get("candidates", [{"protocol": "full"}]), models, max(ks))
-    datasets = _datasets(c, raw["datasets"])
-    info = {"models": [m.label for m in models], "model_names": {m.label: m.name for m in models},
+            c.problem(req, "missing required section")
+    name, description, seeds = "", "", (0,)
+    s = raw.get("suite", {})
+    if isinstance(s, dict) and "name" in s:  # a folder name under --out: checked on its own
+        problem = dir_name_problem(s["name"])
+        if problem:
+            c.problem("suite.name", problem)
+    with c.section():
+        c.keys("suite", s, SECTION_KEYS["suite"])
+        if "name" not in s:
+            c.fail("suite.name", "missing required key")
+        name, description, seeds = s["name"], s.get("description", ""), tuple(s.get("seeds", [0]))
+    target, metrics, ks, batch, ev_ok = "test", tuple(METRICS), (5, 10, 20), 256, False
+    with c.section():
+        ev = raw.get("evaluation", {})
+        c.keys("evaluation", ev, SECTION_KEYS["evaluation"])
+        target, metrics = ev.get("target", "test"), tuple(ev.get("metrics", list(METRICS)))
+        ks, batch = tuple(sorted(set(ev.get("ks", [5, 10, 20])))), ev.get("batch_size", 256)
+        ev_ok = True
+    models = _models(c, raw.get("models"))
+    labels = [m.label for m in models]
+    cands = _candidates(c, raw.get("candidates", [{"protocol": "full"}]), labels,
+                        max(ks) if ev_ok else None)
+    datasets = _datasets(c, raw.get("datasets"))
+    splits = _splits(c, raw.get("splits"))
+    _unique_file_names(c, datasets, splits, cands, models)
+    info = {"models": labels, "model_names": {m.label: m.name for m in models},
             "candidates": [x.label for x in cands], "ks": sorted(set(ks)), "metrics": list(metrics),
             "datasets": datasets, "target": target}
     from harness.passes import tables
-    pass_specs = {table: p.parse(c, raw[table], info) for table, p in tables().items()
-                  if table in raw}
-    return Suite(file, s["name"], s.get("description", ""), tuple(seeds),
-                 datasets, _splits(c, raw["splits"]), models, cands,
-                 target, tuple(metrics), tuple(sorted(set(ks))), batch, sha256, raw,
-                 check=validate_check_table(raw.get("check", {}), c.fail), passes=pass_specs,
-                 execution=_execution(c, raw.get("execution", {}), models))
+    pass_specs = {}
+    for table, p in tables().items():
+        if table in raw:
+            with c.section():
+                pass_specs[table] = p.parse(c, raw[table], info)
+    check = _check_table(c, raw.get("check", {}))
+    execution = None
+    with c.section():
+        execution = _execution(c, raw.get("execution", {}), labels)
+    c.raise_if_any()
+    return Suite(file, name, description, seeds, datasets, splits, models, cands,
+                 target, metrics, ks, batch, sha256, raw, check=check, passes=pass_specs,
+                 execution=execution)
 
 
-def _array(c: _Checker, key: str, value) -> list:
+def _check_table(c: Checker, table) -> dict:
+    """The [check] table (harness.check.config), checked key by key so that every bad key is
+    reported."""
+    from harness.check.config import validate_check_table
+    if not isinstance(table, dict):
+        c.problem("check", f"must be a table, got {table!r}")
+        return {}
+    out: dict = {}
+    for key, value in table.items():
+        with c.section():
+            out.update(validate_check_table({key: value}, c.fail))
+    return out
+
+
+def _array(c: Checker, key: str, value) -> list:
+    """The entries of an array of tables ([] after recording a problem)."""
+    if value is None:
+        return []
     if not isinstance(value, list) or not value:
-        c.fail(key, f"must be a non-empty array of tables ([[{key}]]), got {type(value).__name__}")
+        c.problem(key, f"must be a non-empty array of tables ([[{key}]]), got {value!r}")
+        return []
     return value
 
 
-def _unique(c: _Checker, key: str, labels: list[str]) -> None:
-    seen = set()
+def _unique(c: Checker, key: str, labels: list[str]) -> None:
+    seen: dict[str, str] = {}
     for i, lab in enumerate(labels):
         if lab in seen:
-            c.fail(f"{key}[{i}]", f"duplicate label '{lab}' (set a distinct 'label')")
-        seen.add(lab)
+            c.problem(f"{key}[{i}]", f"duplicate label '{lab}' (set a distinct 'label')")
+        elif file_part(lab) in seen:
+            c.problem(f"{key}[{i}]", f"label '{lab}' has the same file name as "
+                                     f"'{seen[file_part(lab)]}' ('{file_part(lab)}'); set a "
+                                     "distinct 'label'")
+        seen.setdefault(lab, lab)
+        seen.setdefault(file_part(lab), lab)
 
 
-def _datasets(c: _Checker, value) -> tuple[DatasetSpec, ...]:
+def _unique_file_names(c: Checker, datasets, splits, cands, models) -> None:
+    """Cell folder names join four labels with '__': no two cells may share one."""
+    seen: dict[str, tuple] = {}
+    for d in datasets:
+        for s in splits:
+            for x in cands:
+                for m in models:
+                    key = file_part(f"{d.label}__{s.label}__{x.label}__{m.label}")
+                    combo = (d.label, s.label, x.label, m.label)
+                    if key in seen and seen[key] != combo:
+                        c.problem("models", f"labels {combo} and {seen[key]} give the same cell "
+                                            f"folder '{key}' (avoid '__' in labels)")
+                        return
+                    seen[key] = combo
+
+
+def _datasets(c: Checker, value) -> tuple[DatasetSpec, ...]:
     from harness.data.registry import DATASETS
     out = []
     for i, d in enumerate(_array(c, "datasets", value)):
         key = f"datasets[{i}]"
-        c.keys(key, d, DATASET_KEYS)
-        if ("name" in d) == ("path" in d):
-            c.fail(key, "give exactly one of 'name' (registry) or 'path' (atomic-files dir)")
-        if "name" in d:
-            c.choice(f"{key}.name", d["name"], DATASETS)
-        if "path" in d and not Path(d["path"]).is_dir():
-            c.fail(f"{key}.path", f"directory '{d['path']}' does not exist")
-        opts = {k: v for k, v in d.items() if k not in ("name", "path", "label")}
-        if d.get("name") != "synthetic":
-            for k in opts:
-                if k not in ("min_rating", "kcore"):
-                    c.fail(f"{key}.{k}", "only valid for the 'synthetic' dataset")
-        label = d.get("label") or d.get("name") or Path(d["path"]).name
-        out.append(DatasetSpec(label, d.get("name"), d.get("path"), opts))
+        with c.section():
+            c.keys(key, d, DATASET_KEYS)
+            if ("name" in d) == ("path" in d):
+                c.fail(key, "give exactly one of 'name' (registry) or 'path' (atomic-files dir)")
+            if "name" in d:
+                c.choice(f"{key}.name", d["name"], DATASETS)
+            if "path" in d and not Path(d["path"]).is_dir():
+                c.fail(f"{key}.path", f"directory '{d['path']}' does not exist")
+            opts = {k: v for k, v in d.items() if k not in ("name", "path", "label")}
+            if d.get("name") != "synthetic":
+                for k in opts:
+                    if k in SYNTHETIC_ONLY:
+                        c.problem(f"{key}.{k}", "only valid for the 'synthetic' dataset")
+            else:
+                _synthetic_sizes(c, key, opts)
+            label = d.get("label") or d.get("name") or Path(d["path"]).name
+            out.append(DatasetSpec(label, d.get("name"), d.get("path"), opts))
     _unique(c, "datasets", [d.label for d in out])
     return tuple(out)
 
 
-def _splits(c: _Checker, value) -> tuple[SplitSpec, ...]:
+def _synthetic_sizes(c: Checker, key: str, opts: dict) -> None:
+    from harness.data.synthetic import synthetic_tables
+    defaults = {n: p.default for n, p in inspect.signature(synthetic_tables).parameters.items()}
+    size = {n: opts.get(n, defaults[n]) for n in ("n_users", "n_items", "n_interactions")}
+    pairs = size["n_users"] * size["n_items"]
+    if size["n_interactions"] > pairs:
+        c.problem(f"{key}.n_interactions",
+                  f"must be <= n_users x n_items = {pairs} (distinct pairs), got "
+                  f"{size['n_interactions']} (nearest valid: {pairs})")
+
+
+def _splits(c: Checker, value) -> tuple[SplitSpec, ...]:
     from harness.splits.make import PROTOCOLS, protocol_params, validate_params
     out = []
     for i, sp in enumerate(_array(c, "splits", value)):
         key = f"splits[{i}]"
-        if not isinstance(sp, dict) or "protocol" not in sp:
-            c.fail(f"{key}.protocol", "missing required key")
-        c.choice(f"{key}.protocol", sp["protocol"], PROTOCOLS)
-        c.keys(key, sp, SECTION_KEYS["split"], set(protocol_params(sp["protocol"])))
-        params = {k: v for k, v in sp.items() if k not in SECTION_KEYS["split"]}
-        try:
-            params = validate_params(sp["protocol"], params)
-        except UserError as exc:
-            c.fail(key, str(exc))
-        out.append(SplitSpec(sp.get("name", sp["protocol"]), sp["protocol"], sp.get("seed", 0),
-                             params))
+        with c.section():
+            if not isinstance(sp, dict):
+                c.fail(key, f"must be a table, got {sp!r}")
+            if "protocol" not in sp:
+                c.fail(f"{key}.protocol", "missing required key")
+            c.choice(f"{key}.protocol", sp["protocol"], PROTOCOLS)
+            c.keys(key, sp, {**SECTION_KEYS["split"], **split_param_specs(sp["protocol"])})
+            params = {k: v for k, v in sp.items() if k not in SECTION_KEYS["split"]}
+            try:
+                params = validate_params(sp["protocol"], params)
+            except UserError as exc:
+                c.fail(key, str(exc))
+            out.append(SplitSpec(sp.get("name", sp["protocol"]), sp["protocol"],
+                                 sp.get("seed", 0), params))
     _unique(c, "splits", [s.label for s in out])
     return tuple(out)
 
 
-def _models(c: _Checker, value) -> tuple[ModelSpec, ...]:
+def split_param_specs(protocol: str) -> dict:
+    """Key specs of a protocol's parameters (SPLIT_PARAMS, else the type of the default)."""
+    from harness.splits.make import protocol_params
+    out = {}
+    for name, default in protocol_params(protocol).items():
+        if name in SPLIT_PARAMS:
+            out[name] = SPLIT_PARAMS[name]
+        elif isinstance(default, bool):
+            out[name] = Bool()
+        elif isinstance(default, (int, float)):
+            out[name] = Num() if isinstance(default, float) else Int()
+        else:
+            out[name] = object
+    return out
+
+
+def _models(c: Checker, value) -> tuple[ModelSpec, ...]:
     from harness import registry
     out = []
     for i, m in enumerate(_array(c, "models", value)):
         key = f"models[{i}]"
-        c.keys(key, m, SECTION_KEYS["model"])
-        if "name" not in m:
-            c.fail(f"{key}.name", "missing required key")
-        params = m.get("params", {})
-        try:
-            cls = registry.resolve(m["name"])
-            registry.check_params(m["name"], cls, params)
-        except UserError as exc:
-            c.fail(f"{key}.name" if "unknown recommender" in str(exc) else f"{key}.params",
-                   str(exc))
-        out.append(ModelSpec(m.get("label", m["name"]), m["name"], dict(params)))
+        with c.section():
+            if isinstance(m, dict) and isinstance(m.get("name"), str):  # keep the label known
+                label = m.get("label", m["name"])
+                if isinstance(label, str):
+                    out.append(ModelSpec(label, m["name"], dict(m.get("params", {}))
+                                         if isinstance(m.get("params", {}), dict) else {}))
+            c.keys(key, m, SECTION_KEYS["model"])
+            if "name" not in m:
+                c.fail(f"{key}.name", "missing required key")
+            try:
+                cls = registry.resolve(m["name"])
+            except UserError as exc:
+                c.fail(f"{key}.name", str(exc))
+            try:
+                found = registry.param_problems(m["name"], cls, m.get("params", {}))
+            except UserError as exc:  # the class's own declarations are broken
+                c.fail(f"{key}.name", str(exc))
+            for msg in found:
+                c.problem(f"{key}.params", msg)
+            if found:
+                continue
+            try:  # also runs check_variant and the validation in the class's __init__
+                registry.build(m["name"], m.get("params", {}), 0)
+            except UserError as exc:
+                c.fail(f"{key}.params", str(exc))
+            except (ValueError, TypeError, AssertionError) as exc:
+                c.fail(f"{key}.params", f"recommender '{m['name']}' rejects these "
+                                        f"parameters: {type(exc).__name__}: {exc}")
     _unique(c, "models", [m.label for m in out])
     return tuple(out)
 
 
-def _candidates(c: _Checker, value, models, kmax: int) -> tuple[CandidateSpec, ...]:
-    labels = [m.label for m in models]
+def _candidates(c: Checker, value, labels: list[str], kmax: int | None
+                ) -> tuple[CandidateSpec, ...]:
     out = []
     for i, cd in enumerate(_array(c, "candidates", value)):
         key = f"candidates[{i}]"
-        if not isinstance(cd, dict) or "protocol" not in cd:
-            c.fail(f"{key}.protocol", "missing required key")
-        c.choice(f"{key}.protocol", cd["protocol"], CANDIDATE_KEYS)
-        proto = cd["protocol"]
-        c.keys(key, cd, CANDIDATE_KEYS[proto])
-        for j, m in enumerate(cd.get("models", [])):
-            c.choice(f"{key}.models[{j}]", m, labels)
-        for name in ("max_users", "n_negatives", "m"):
-            if name in cd and cd[name] <= 0:
-                c.fail(f"{key}.{name}", f"must be positive, got {cd[name]}")
-        if proto == "sampled":
-            c.choice(f"{key}.sampling", cd.get("sampling", "uniform"), ["uniform", "popularity"])
-        if proto == "rerank":
-            for req in ("first_stage", "m"):
-                if req not in cd:
-                    c.fail(f"{key}.{req}", "missing required key for protocol 'rerank'")
-            c.choice(f"{key}.first_stage", cd["first_stage"], labels)
-            if cd["m"] < kmax:
-                c.fail(f"{key}.m", f"must be >= the largest k ({kmax}), got {cd['m']}")
-        defaults = {"full": {"seed": 0, "max_users": None},
-                    "sampled": {"seed": 0, "max_users": None, "n_negatives": 100,
-                                "sampling": "uniform"},
-                    "rerank": {"max_users": None}}[proto]
-        params = {**defaults, **{k: v for k, v in cd.items()
-                                 if k not in ("label", "protocol", "models")}}
-        out.append(CandidateSpec(cd.get("label", proto), proto, params,
-                                 tuple(cd.get("models", []))))
+        with c.section():
+            if not isinstance(cd, dict):
+                c.fail(key, f"must be a table, got {cd!r}")
+            if "protocol" not in cd:
+                c.fail(f"{key}.protocol", "missing required key")
+            c.choice(f"{key}.protocol", cd["protocol"], CANDIDATE_KEYS)
+            proto = cd["protocol"]
+            c.keys(key, cd, CANDIDATE_KEYS[proto])
+            for j, m in enumerate(cd.get("models", [])):
+                if m not in labels:
+                    c.choice(f"{key}.models[{j}]", m, labels)
+            if proto == "rerank":
+                for req in ("first_stage", "m"):
+                    if req not in cd:
+                        c.fail(f"{key}.{req}", "missing required key for protocol 'rerank'")
+                c.choice(f"{key}.first_stage", cd["first_stage"], labels)
+                if kmax is not None and cd["m"] < kmax:
+                    c.fail(f"{key}.m", f"must be >= the largest k ({kmax}), got {cd['m']} "
+                                       f"(nearest valid: {kmax})")
+            defaults = {"full": {"seed": 0, "max_users": None},
+                        "sampled": {"seed": 0, "max_users": None, "n_negatives": 100,
+                                    "sampling": "uniform"},
+                        "rerank": {"max_users": None}}[proto]
+            params = {**defaults, **{k: v for k, v in cd.items()
+                                     if k not in ("label", "protocol", "models")}}
+            out.append(CandidateSpec(cd.get("label", proto), proto, params,
+                                     tuple(cd.get("models", []))))
     _unique(c, "candidates", [x.label for x in out])
     return tuple(out)
 
 
-def _execution(c: _Checker, value, models):
+def check_datasets(suite: Suite, datasets: dict) -> None:
+    """Checks of the suite against its loaded datasets (label -> Dataset), before anything is
+    written: every k within each catalog, timestamps for time-ordered split protocols, sampled
+    negatives and rerank depths within the catalog. One SuiteError lists every problem."""
+    c = Checker(suite.file, _lines_of(suite.file))
+    timed = {"leave_one_out", "temporal"}
+    for label, ds in datasets.items():
+        where = f"dataset '{label}' ({ds.n_items} items after preprocessing)"
+        for k in suite.ks:
+            if k > ds.n_items:
+                c.problem("evaluation.ks", f"k = {k} is larger than the catalog of {where} "
+                                           f"(nearest valid: {ds.n_items})")
+        for i, sp in enumerate(suite.splits):
+            if sp.protocol in timed and ds.interactions.timestamp is None:
+                c.problem(f"splits[{i}].protocol",
+                          f"'{sp.protocol}' orders interactions by time, but dataset '{label}' "
+                          "has no timestamp column (use random_holdout or cold_items)")
+        for i, cd in enumerate(suite.candidates):
+            for name in ("n_negatives", "m"):
+                v, most = cd.params.get(name), ds.n_items - (name == "n_negatives")
+                if v is not None and v > most:
+                    c.problem(f"candidates[{i}].{name}", f"{name} = {v} is larger than {where} "
+                                                         f"allows (nearest valid: {most})")
+    c.raise_if_any()
+
+
+def _lines_of(file: str) -> dict:
+    try:
+        from harness.tomllines import key_lines
+        return key_lines(Path(file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return {}
+
+
+def _execution(c, value, labels: list[str]):
+    """The [execution] table (harness.executors.config)."""
     from harness.executors.config import parse_execution
     from harness.passes import PASSES
-    return parse_execution(c, value, [m.label for m in models], list(PASSES))
+    return parse_execution(c, value, labels, list(PASSES))

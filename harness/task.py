@@ -7,10 +7,10 @@ shared. `harness.cell.run_cell(task)` runs it anywhere (in-process, a worker pro
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.names import file_part
 from harness.options import FitOptions
 from harness.suite import CandidateSpec, DatasetSpec, ModelSpec, SplitSpec, Suite
 
@@ -32,10 +32,10 @@ class CellTask:
 
     @property
     def key(self) -> str:
-        """The cell's directory name (only [A-Za-z0-9_.@=+-]; labels are validated at load)."""
-        raw = (f"{self.dataset.label}__{self.split.label}__{self.candidates.label}__"
-               f"{self.model.label}__s{self.seed}")
-        return re.sub(r"[^A-Za-z0-9_.@=+-]", "-", raw)
+        """The cell's directory name (only [A-Za-z0-9_.@=+-], harness.names.file_part; labels
+        are validated at load, and no two cells of a suite share a name)."""
+        return file_part(f"{self.dataset.label}__{self.split.label}__{self.candidates.label}__"
+                         f"{self.model.label}__s{self.seed}")
 
     @property
     def cell_dir(self) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness.data.preprocess import dedupe, implicit, kcore
+from harness.data.preprocess import dedupe, implicit, kcore, largest_kcore
 from harness.errors import UserError
 from harness.types import Dataset, Interactions
 
@@ -33,9 +33,20 @@ def build_dataset(name: str, inter: pd.DataFrame, items: pd.DataFrame | None = N
     df = inter.copy()
     df["user_id"] = df["user_id"].astype(str)
     df["item_id"] = df["item_id"].astype(str)
-    df = kcore(dedupe(implicit(df, min_rating)), kcore_k)
     if len(df) == 0:
-        raise UserError(f"{source or name}: no interactions left after preprocessing")
+        raise UserError(f"{source or name}: no interactions (the file has a header only)")
+    if min_rating is not None:
+        ratings = pd.to_numeric(df["rating"], errors="coerce")
+        if not (ratings >= min_rating).any():
+            raise UserError(f"{source or name}: min_rating = {min_rating} removes every "
+                            f"interaction (ratings are {ratings.min():g} to {ratings.max():g}; "
+                            f"nearest valid: {ratings.max():g})")
+    kept = dedupe(implicit(df, min_rating))
+    df = kcore(kept, kcore_k)
+    if len(df) == 0:
+        raise UserError(f"{source or name}: kcore = {kcore_k} removes every interaction "
+                        f"(nearest valid: {largest_kcore(kept)}, the largest k whose k-core is "
+                        "not empty)")
     user_ids, item_ids = _ordered_ids(df["user_id"]), _ordered_ids(df["item_id"])
     uidx = pd.Index(user_ids).get_indexer(df["user_id"]).astype(np.int32)
     iidx = pd.Index(item_ids).get_indexer(df["item_id"]).astype(np.int32)

@@ -30,3 +30,18 @@ def kcore(df: pd.DataFrame, k: int) -> pd.DataFrame:
         if keep.all():
             return df
         df = df[keep]
+
+
+def largest_kcore(df: pd.DataFrame) -> int:
+    """The largest k whose k-core of `df` is not empty (binary search; 0 for no rows)."""
+    if len(df) == 0:
+        return 0
+    lo = 1
+    hi = int(min(df["user_id"].value_counts().max(), df["item_id"].value_counts().max()))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if len(kcore(df, mid)):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from harness.data.atomic import find_atomic_files, read_atomic
+from harness.data.atomic import find_atomic_files, read_atomic, require_numbers
 from harness.data.build import build_dataset
 from harness.data.synthetic import synthetic_tables
 from harness.errors import UserError, did_you_mean
@@ -32,6 +32,7 @@ def load_atomic_dir(directory: Path, name: str | None = None, **options) -> Data
     """Load a directory of RecBole atomic files (`.inter` + optional `.item`, `.user`)."""
     files = find_atomic_files(Path(directory))
     tables = {k: read_atomic(p) for k, p in files.items()}
+    require_numbers(tables["inter"], ("rating", "timestamp"), files["inter"])
     return build_dataset(name or Path(directory).name, tables["inter"], tables.get("item"),
                          tables.get("user"), min_rating=options.get("min_rating"),
                          kcore_k=options.get("kcore", 0) or 0, source=str(files["inter"]))
@@ -45,7 +46,10 @@ def load_dataset(name: str | None = None, path: str | None = None, **options) ->
         return load_atomic_dir(recbole_example_dir("ml-100k"), "ml-100k", **options)
     if name == "synthetic":
         synth = {k: v for k, v in options.items() if k in SYNTHETIC_OPTIONS}
-        inter, items, users = synthetic_tables(**synth)
+        try:
+            inter, items, users = synthetic_tables(**synth)
+        except ValueError as exc:
+            raise UserError(f"dataset 'synthetic': {exc}") from exc
         return build_dataset("synthetic", inter, items, users,
                              min_rating=options.get("min_rating"),
                              kcore_k=options.get("kcore", 0) or 0, source="synthetic")

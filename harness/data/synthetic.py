@@ -21,8 +21,16 @@ OCCUPATIONS = ["student", "engineer", "artist", "doctor", "teacher", "writer", "
 def synthetic_tables(n_users: int = 500, n_items: int = 300, n_interactions: int = 10_000,
                      n_genres: int = 8, seed: int = 0):
     """(interactions, items, users) DataFrames with RecBole-style column names."""
-    if min(n_users, n_items, n_interactions, n_genres) <= 0:
-        raise ValueError("synthetic sizes must be positive")
+    sizes = {"n_users": n_users, "n_items": n_items, "n_interactions": n_interactions,
+             "n_genres": n_genres}
+    for key, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+            raise ValueError(f"{key} must be a positive integer, got {value!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if n_interactions > n_users * n_items:
+        raise ValueError(f"n_interactions = {n_interactions} exceeds n_users x n_items = "
+                         f"{n_users * n_items} distinct (user, item) pairs")
     rng = np.random.default_rng(seed)
     n_genres = min(n_genres, len(GENRES))
     genre = rng.integers(0, n_genres, n_items)
@@ -30,8 +38,6 @@ def synthetic_tables(n_users: int = 500, n_items: int = 300, n_interactions: int
     pop = pop[rng.permutation(n_items)]
     pref = rng.dirichlet(np.full(n_genres, 0.3), n_users)
     activity = rng.lognormal(0.0, 1.0, n_users)
-    if n_interactions > n_users * n_items:
-        raise ValueError(f"n_interactions={n_interactions} exceeds n_users * n_items")
     order = np.argsort(genre, kind="stable")
     starts = np.searchsorted(genre[order], np.arange(n_genres + 1))
     wcum = np.cumsum(pop[order])

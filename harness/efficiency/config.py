@@ -24,14 +24,28 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from harness.validation import Bool, Int, List, Num, Str, Table, table_schema
+
 SCENARIOS = ("fit", "offline", "single_stream", "server")
 DEFAULT_SCENARIOS = ("fit", "offline", "single_stream")
-KEYS = {"scenarios": list, "warmup": int, "requests": int, "percentiles": list,
-        "timeout_s": (int, float), "max_duration_s": (int, float),
-        "min_duration_s": (int, float), "batch_size": int, "threads": int,
-        "fit_use_cache": bool, "models": list, "candidates": list,
-        "memory_interval_ms": (int, float), "server": dict}
-SERVER_KEYS = {"qps": (int, float), "duration_s": (int, float), "seed": int}
+SECONDS = Num(0, 1e6, lo_open=True)
+KEYS = {"scenarios": List(Str(SCENARIOS), unique=True), "warmup": Int(0, 1_000_000),
+        "requests": Int(1, 10_000_000), "percentiles": List(Num(0, 100, True, True)),
+        "timeout_s": SECONDS, "max_duration_s": SECONDS, "min_duration_s": Num(0, 1e6),
+        "batch_size": Int(1, 10_000_000), "threads": Int(1, 4096), "fit_use_cache": Bool(),
+        "models": List(Str(nonempty=True), min_items=0),
+        "candidates": List(Str(nonempty=True), min_items=0),
+        "memory_interval_ms": Num(0, 60_000, lo_open=True), "server": Table()}
+SERVER_KEYS = {"qps": Num(0, 1e6, lo_open=True), "duration_s": SECONDS,
+               "seed": Int(0, 2**32 - 1)}
+EXAMPLE = {"scenarios": ["fit", "offline", "single_stream", "server"], "server": {"qps": 50}}
+
+
+def schema() -> dict:
+    """JSON Schema of the `[efficiency]` table (from KEYS and SERVER_KEYS)."""
+    out = table_schema({**KEYS, "server": Table(SERVER_KEYS)})
+    out["examples"] = [EXAMPLE]
+    return out
 
 
 @dataclass(frozen=True)
@@ -74,30 +88,11 @@ class EfficiencySpec:
 def parse_efficiency(c, raw, model_labels: list[str], candidate_labels: list[str]
                      ) -> EfficiencySpec:
     """Validate the `[efficiency]` table with the suite's checker `c` (SuiteError on bad
-    input: unknown keys, wrong types, unknown scenario / model / candidate names)."""
+    input: unknown keys, wrong types, values out of range or not finite, unknown scenario /
+    model / candidate names)."""
     c.keys("efficiency", raw, KEYS)
     scen = raw.get("scenarios", list(DEFAULT_SCENARIOS) + (["server"] if "server" in raw else []))
-    if not scen or not all(isinstance(s, str) for s in scen):
-        c.fail("efficiency.scenarios", f"must be a non-empty list of names, got {scen!r}")
-    for i, s in enumerate(scen):
-        c.choice(f"efficiency.scenarios[{i}]", s, SCENARIOS)
-    if len(set(scen)) != len(scen):
-        c.fail("efficiency.scenarios", f"duplicate scenario in {scen!r}")
-    for key in ("warmup",):
-        if key in raw and raw[key] < 0:
-            c.fail(f"efficiency.{key}", f"must be >= 0, got {raw[key]}")
-    for key in ("requests", "batch_size", "threads", "timeout_s", "max_duration_s",
-                "memory_interval_ms"):
-        if key in raw and raw[key] <= 0:
-            c.fail(f"efficiency.{key}", f"must be positive, got {raw[key]}")
-    if raw.get("min_duration_s", 0) < 0:
-        c.fail("efficiency.min_duration_s", f"must be >= 0, got {raw['min_duration_s']}")
-    pct = raw.get("percentiles", [50, 90, 99])
-    ok = (pct and all(isinstance(p, (int, float)) and not isinstance(p, bool) and 0 < p < 100
-                      for p in pct))
-    if not ok:
-        c.fail("efficiency.percentiles", f"must be a non-empty list of numbers in (0, 100), "
-                                         f"got {pct!r}")
+    pct = raw.get("percentiles", [50, 90, 99])  # types and ranges: checked by KEYS above
     for name, labels in (("models", model_labels), ("candidates", candidate_labels)):
         for j, lab in enumerate(raw.get(name, [])):
             c.choice(f"efficiency.{name}[{j}]", lab, labels)
@@ -105,9 +100,6 @@ def parse_efficiency(c, raw, model_labels: list[str], candidate_labels: list[str
     if "server" in scen:
         s = raw.get("server", {})
         c.keys("efficiency.server", s, SERVER_KEYS)
-        for key in ("qps", "duration_s"):
-            if key in s and s[key] <= 0:
-                c.fail(f"efficiency.server.{key}", f"must be positive, got {s[key]}")
         server = ServerSpec(float(s.get("qps", 50.0)), float(s.get("duration_s", 5.0)),
                             int(s.get("seed", 0)))
     elif "server" in raw:

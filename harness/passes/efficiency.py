@@ -66,6 +66,10 @@ class EfficiencyPass(Pass):
                 "min_samples": {"fixed": {f"p{q:g}": n for q, n in FIXED.items()},
                                 "other": f"ceil({TAIL_SAMPLES} / (1 - q/100))"}}
 
+    def schema(self) -> dict:
+        from harness.efficiency.config import schema
+        return schema()
+
     def leaderboard_section(self, metrics: pd.DataFrame, statuses: list[dict]) -> list[str]:
         from harness.efficiency.leaderboard import efficiency_section
         return efficiency_section(metrics, statuses)
