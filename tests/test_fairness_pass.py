@@ -308,3 +308,61 @@ def test_schema_accepts_the_documented_table_and_rejects_bad_ones():
             jsonschema.validate(bad, schema())
     assert get_pass("fairness").schema() == schema()
     json.dumps(schema())
+
+
+# --- report tables and figures, harness check ----------------------------------------------------
+
+def test_report_tables_and_figures(run, tmp_path):
+    from harness.report.load import load_runs
+    from harness.report.plots import make_plots
+    from harness.report.sections import fairness_tables
+    res, _ = run
+    _, metrics, _ = load_runs([res.run_dir])
+    tables = fairness_tables(metrics)
+    kinds = [t.data["kind"].iloc[0] for t in tables]
+    assert {"exposure", "item_groups", "user_groups", "counterfactual"} <= set(kinds)
+    fair = _fair(res)
+    gender = [t for t in tables if t.title.startswith("ndcg@10 by gender")][0]
+    gap = gender.data[(gender.data.model == "itemknn") & (gender.data.slice == "gap(max-min)")]
+    assert gap["mean"].item() == pytest.approx(_v(fair, "itemknn", "ndcg_gap", "gender"))
+    assert gap["p_holm"].item() == pytest.approx(_v(fair, "itemknn", "ndcg_gap_p_holm", "gender"))
+    assert gender.columns[-3:] == ["gap (max−min)", "gap CI", "p (Holm)"]
+    cf = [t for t in tables if t.data["kind"].iloc[0] == "counterfactual"][0]
+    labels = [label for label, _ in cf.rows]
+    assert "boost · F" in labels and "boost · SNSR" in labels
+    assert labels.count("pop") == 1 and labels.count("itemknn") == 1  # invariant rows
+    made = make_plots(tables, tmp_path / "fig")
+    assert {"exposure_share", "per_group", "similarity"} <= {p["kind"] for p in made}
+    assert all(p["png"].exists() and p["svg"].exists() for p in made)
+
+
+def test_check_fairness_gap_needs_growth_and_a_significant_test(tmp_path):
+    from harness.check import compare_runs
+    from tests.test_check import values_for, write_run
+
+    def rows(gaps: dict) -> tuple:
+        out = []
+        for attr, (gap, p) in gaps.items():
+            out += [("A", 0, {"pass": "fairness", "metric": "ndcg_gap", "k": 10, "value": gap,
+                              "slice": attr, "n_users": 200}),
+                    ("A", 0, {"pass": "fairness", "metric": "ndcg_gap_p_holm", "k": 10,
+                              "value": p, "slice": attr, "n_users": 200}),
+                    ("A", 0, {"pass": "fairness", "metric": "ndcg_gap_p", "k": 10,
+                              "value": p / 2, "slice": attr, "n_users": 200})]
+        return tuple(out)
+    ref = write_run(tmp_path / "ref", values=values_for(models=("A",)), extra_rows=rows(
+        {"gender": (0.05, 0.5), "age": (0.05, 0.5), "occupation": (0.05, 0.5),
+         "activity": (0.05, 0.001)}))
+    new = write_run(tmp_path / "new", values=values_for(models=("A",)), extra_rows=rows(
+        {"gender": (0.15, 0.01), "age": (0.15, 0.3), "occupation": (0.02, 0.9),
+         "activity": (0.052, 0.001)}))
+    res = compare_runs(new, ref)
+    r = res.rows[res.rows["pass"] == "fairness"].set_index(["metric", "slice"])
+    assert r.loc[("ndcg_gap", "gender"), "verdict"] == "regression"   # grew, significant
+    assert r.loc[("ndcg_gap", "gender"), "p"] == pytest.approx(0.01)  # Holm-adjusted p
+    assert r.loc[("ndcg_gap", "age"), "verdict"] == "worse (n.s.)"    # grew, not significant
+    assert r.loc[("ndcg_gap", "occupation"), "verdict"] == "improved"
+    assert r.loc[("ndcg_gap", "activity"), "verdict"] == "ok"         # within the tolerance
+    assert set(r.loc[["ndcg_gap_p", "ndcg_gap_p_holm"], "verdict"]) == {"ok"}
+    assert set(r.loc[["ndcg_gap_p_holm"], "kind"]) == {"fairness-info"}
+    assert not res.passed and len(res.regressions) == 1

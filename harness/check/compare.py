@@ -27,6 +27,11 @@ without per_user.parquet) are judged on the tolerance alone (p is NaN).
 Verdicts: `regression`, `worse (n.s.)` (beyond the tolerance, not significant: passes),
 `improved` (better by more than the tolerance), `ok`.
 
+Fairness rows (pass == fairness, see `_fairness_verdict`): a user-group gap regresses when it
+grows by more than the tolerance and the new run's permutation test of the gap is significant
+(Holm-adjusted p <= alpha); p-values, CI bounds, exposure shares and random baselines are read
+with the rows they describe and not judged; other fairness rows follow the quality rule.
+
 Efficiency rows (pass == efficiency): value = median over all rows of the key (repeated
 measurements, seeds). Relative worsening r = (new - ref) / |ref| for lower-is-better metrics
 (latencies, times, memory, sizes), (ref - new) / |ref| for higher-is-better ones (rates;
@@ -242,9 +247,47 @@ def _efficiency_verdict(rec: dict, hib: bool, tol: float) -> None:
                         "improved" if rel < -tol - _EPS else "ok"))
 
 
+def _fairness_p(rows: pd.DataFrame) -> dict:
+    """Fairness gap rows -> the new run's p-value of their permutation test (Holm-adjusted when
+    the run has it, else raw), keyed like the gap row."""
+    f = rows[rows["pass"] == "fairness"]
+    out = {}
+    for suffix in ("_gap_p", "_gap_p_holm"):  # the Holm-adjusted value wins
+        for rec in f[f["metric"].str.endswith(suffix)].to_dict("records"):
+            gap = rec["metric"][: -len(suffix)] + "_gap"
+            out[tuple(gap if c == "metric" else rec[c] for c in ROW_KEY)] = rec["new"]
+    return out
+
+
+def _fairness_verdict(rec: dict, s, fair_p: dict) -> bool:
+    """Fairness rows (directions and `judged` declared by harness.passes.fairness): rows that
+    describe others (p-values, CI bounds, shares, random baselines) are not judged (kind
+    'fairness-info', verdict ok); a user-group gap (`<metric>_gap`) regresses when it grows by
+    more than the tolerance AND the new run's permutation test of that gap is significant
+    (p <= alpha, Holm-adjusted over the groupings); grown but not significant: 'worse (n.s.)'.
+    Other fairness rows use the quality rule. Returns whether the row was handled here."""
+    from harness.passes import get
+    fairness = get("fairness")
+    rec.update(tolerance=s.tolerance, alpha=s.alpha)
+    if not fairness.judged(rec["metric"]):
+        rec.update(kind="fairness-info", verdict="ok")
+        return True
+    if not rec["metric"].endswith("_gap"):
+        return False
+    p = fair_p.get(tuple(rec[c] for c in ROW_KEY), np.nan)
+    grown = rec["new"] - rec["reference"]
+    rec.update(kind="fairness-gap", p=p)
+    if grown > s.tolerance + _EPS:
+        rec["verdict"] = "regression" if not np.isnan(p) and p <= s.alpha else "worse (n.s.)"
+    else:
+        rec["verdict"] = "improved" if -grown > s.tolerance + _EPS else "ok"
+    return True
+
+
 def _verdicts(rows: pd.DataFrame, ru: pd.Series, nu: pd.Series,
               settings: CheckSettings) -> pd.DataFrame:
     ru_groups, nu_groups = _groups(ru), _groups(nu)
+    fair_p = _fairness_p(rows)
     out = []
     for rec in rows.to_dict("records"):
         s = settings.for_row(rec["metric"], rec["k"])
@@ -258,6 +301,9 @@ def _verdicts(rows: pd.DataFrame, ru: pd.Series, nu: pd.Series,
                    rel_delta=np.nan if ref == 0 else (new - ref) / abs(ref))
         if eff:
             _efficiency_verdict(rec, hib, s.latency_tolerance)
+            out.append(rec)
+            continue
+        if rec["pass"] == "fairness" and _fairness_verdict(rec, s, fair_p):
             out.append(rec)
             continue
         worse = (ref - new) if hib else (new - ref)

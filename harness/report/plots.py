@@ -5,7 +5,8 @@ so no process-wide backend or state is touched.
 
 - metric per k: per accuracy table, one panel per metric with several k; a line per model,
   the band is the bootstrap CI.
-- per group: per fairness table, bars of each model's value per slice.
+- fairness: exposure share per item group vs catalog share, metric per user group with CIs,
+  similarity per counterfactual attribute value (`harness.fairness.figures`).
 - degradation: per robustness table, the metric against perturbation severity (0 = clean).
 - quality vs p90 latency: per table key with efficiency metric `latency_p90_ms` and an accuracy
   table, each model at (p90 latency, first leaderboard column), the Pareto front drawn (see
@@ -150,7 +151,8 @@ def make_plots(tables: list, out: Path) -> list[dict]:
         if t.section == "accuracy":
             rec = metric_per_k(t, n, out)
         elif t.section == "fairness":
-            rec = per_group(t, n, out)
+            from harness.fairness.figures import fairness_figure
+            rec = fairness_figure(t, n, out)
         elif t.section == "robustness":
             rec = degradation(t, n, out)
         else:

@@ -4,9 +4,10 @@ Same grouping as the leaderboards (dataset, split fingerprint, target, candidate
 Every cell is the mean over seeds of the run-level value, with '± sd' (sample sd over seeds,
 ddof 1) when there are several seeds.
 
-- fairness (slice != all, or pass = fairness): per metric@k and slice attribute (the part of
-  'attr=value' before '='), models x slice values, the accuracy value of slice 'all' first when
-  there is one, then gap = max - min over the attribute's slices.
+- fairness (slice != all, or pass = fairness): item exposure, exposure by item group, per
+  metric@k and slice attribute (the part of 'attr=value' before '=') models x slice values with
+  the value of slice 'all' first, gap = max - min, its CI and Holm-adjusted p, counterfactual
+  similarity (`harness.fairness.report`).
 - robustness (perturbation = 'name@severity' != none): per metric@k, slice and perturbation
   name, models x (clean, then severities ascending), then worst Δ% = 100 (worst - clean) /
   clean, worst = the lowest value (highest for lower-is-better metrics).
@@ -61,47 +62,9 @@ def _models(df: pd.DataFrame) -> list[str]:
 
 
 def fairness_tables(metrics: pd.DataFrame) -> list[Table]:
-    sec = section_of(metrics)
-    fair, acc = metrics[sec == "fairness"], metrics[sec == "accuracy"]
-    out = []
-    for key, g in groups(fair):
-        g = g.assign(attr=g["slice"].str.partition("=")[0])
-        base = acc
-        for f, v in key.items():
-            base = base[base[f] == v]
-        for (metric, k, attr), h in g.groupby(["metric", "k", "attr"], sort=False,
-                                               dropna=False):
-            a = _agg(h, ["model", "slice"])
-            slices = sorted(set(a["slice"]))
-            b = _agg(base[(base.metric == metric) & (base.k == k)], ["model"])
-            show_all = attr != "all" and not b.empty
-            rows, recs = [], []
-            for m in _models(h):
-                cells, vals = [], []
-                if show_all:
-                    r = b[b.model == m]
-                    cells.append(Cell(_text(r.iloc[0]) if len(r) else "–"))
-                    if len(r):
-                        recs.append({"model": m, "slice": "all", **r.iloc[0][
-                            ["mean", "std", "count"]].to_dict()})
-                for s in slices:
-                    r = a[(a.model == m) & (a.slice == s)]
-                    cells.append(Cell(_text(r.iloc[0]) if len(r) else "–"))
-                    if len(r):
-                        vals.append(r.iloc[0]["mean"])
-                        recs.append({"model": m, "slice": s,
-                                     **r.iloc[0][["mean", "std", "count"]].to_dict()})
-                gap = max(vals) - min(vals) if len(vals) > 1 else np.nan
-                cells.append(Cell(fmt(gap)))
-                recs.append({"model": m, "slice": "gap(max-min)", "mean": gap})
-                rows.append((m, cells))
-            data = pd.DataFrame(recs).assign(metric=metric, k=k, attribute=attr)
-            cols = (["all"] if show_all else []) + slices + ["gap (max−min)"]
-            title = f"{col_label(metric, k)} by {attr} · {key_title(key, h)}"
-            out.append(Table("fairness", "", title, cols, rows, data, key,
-                             ["Mean over seeds (± sd over seeds); gap = max − min over the "
-                              f"{attr} slices."]))
-    return out
+    """Exposure, item-group, user-group and counterfactual tables (harness.fairness.report)."""
+    from harness.fairness.report import fairness_tables as tables
+    return tables(metrics)
 
 
 def robustness_tables(metrics: pd.DataFrame) -> list[Table]:
