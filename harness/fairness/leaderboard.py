@@ -100,15 +100,16 @@ def _cost_table(cells: list[dict]) -> list[str]:
 
 
 def _too_small(cells: list[dict]) -> list[str]:
-    out = []
+    found: dict[tuple[str, str], list[str]] = {}
     for s in cells:
         for name, rec in ((s.get("fairness") or {}).get("users") or {}).items():
             small = rec.get("too_small") or {}
             if small:
                 listing = ", ".join(f"{k} (n={v})" for k, v in small.items())
-                out.append(f"- `{s['cell']}` {name}: {listing}")
-    return (["Groups below min_group_size (not reported):\n"] + sorted(set(out)) + [""]
-            if out else [])
+                found.setdefault((name, listing), []).append(s["model"])
+    out = [f"- {name}: {listing} ({'every model' if len(ms) == len(cells) else ', '.join(ms)})"
+           for (name, listing), ms in found.items()]
+    return ["Groups below min_group_size (not reported):\n"] + out + [""] if out else []
 
 
 def fairness_section(metrics: pd.DataFrame, statuses: list[dict]) -> list[str]:
