@@ -46,6 +46,7 @@ def worker_main(conn, settings: dict) -> None:
                 break
             if job is None:
                 break
+            conn.send("started")  # the job's time limit counts from here (imports are done)
             out = state.execute(job)
             out.placement.update(settings.get("placement", {}))
             try:
@@ -144,8 +145,7 @@ class ProcessExecutor:
                 return
             job = self.queue.popleft()
             idle.job = job
-            idle.started = time.monotonic()
-            idle.deadline = (idle.started + job.timeout_s) if job.timeout_s else None
+            idle.started, idle.deadline = time.monotonic(), None  # set when the job starts
             try:
                 idle.send(job)
             except (OSError, ValueError):  # the worker died while idle: replace it
@@ -171,11 +171,16 @@ class ProcessExecutor:
         done = []
         for w in busy:
             job, out, retire = w.job, None, False
-            if w.conn.poll():
+            while out is None and w.conn.poll():
                 try:
-                    out = w.conn.recv()
+                    msg = w.conn.recv()
                 except (EOFError, OSError):
-                    out = None
+                    break
+                if msg == "started":
+                    w.started = time.monotonic()
+                    w.deadline = (w.started + job.timeout_s) if job.timeout_s else None
+                else:
+                    out = msg
             if out is None and not w.proc.is_alive():
                 code = w.proc.exitcode
                 why = (f"killed by signal {-code}" if code is not None and code < 0
