@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import numpy as np
@@ -11,6 +12,7 @@ from harness.llm.cache import EmbeddingCache, cache_key
 from harness.llm.encoder import encode
 from harness.llm.loading import load_encoder, select_device
 from harness.llm.text import item_texts, user_attributes_text, user_histories
+from harness.perturb.view import view_dataset, view_item_texts, view_user_text
 from harness.recommender import Recommender
 
 USER_MODES = ("history", "text", "both")
@@ -75,8 +77,19 @@ class LLMEmbed(Recommender):
         counts = torch.from_numpy(np.asarray(split.train.csr().sum(0)).ravel()).float()
         self.pop = torch.log1p(counts) / torch.log1p(counts.max().clamp(min=1))
         hist = user_histories(split)
-        cold = np.array([len(h) == 0 for h in hist])
+        self._clean = {"texts": texts, "template": template, "hist": hist, "dataset": dataset}
+        self._memo: dict[str, np.ndarray] = {}  # sha256(text) -> embedding (text views)
+        self._remember(texts, items.numpy())
+        self._text_view = self._history_view = self._clean_state = None
+        users, cold = self._user_vectors(items, texts, template, hist, dataset, None)
         self.info["cold_users"] = int(cold.sum())
+        self.items, self.users, self.cold = items, users, cold
+        self._clean_state = (items, users, cold)
+
+    def _user_vectors(self, items, texts, template, hist, dataset, view):
+        """(user vectors, cold mask) from item embeddings, item texts and histories (see the
+        class docstring); under a text view, user texts go through it and are memoized."""
+        cold = np.array([len(h) == 0 for h in hist])
         users = torch.zeros((dataset.n_users, items.shape[1]))
         if self.user_mode in ("history", "both"):
             for u, h in enumerate(hist):
@@ -86,12 +99,65 @@ class LLMEmbed(Recommender):
                     users[u] = (w[:, None] * items[h]).sum(0) / w.sum()
             users = torch.nn.functional.normalize(users, dim=-1)
         if self.user_mode in ("text", "both"):
-            utexts = [self._user_text(dataset, texts, u, h) for u, h in enumerate(hist)]
-            utemplate = f"user:{template}:{self.max_history}:{self.user_attributes}"
-            uemb = torch.from_numpy(self._embed(utexts, utemplate, "users"))
+            utexts = [view_user_text(view, u, self._user_text(dataset, texts, u, h))
+                      for u, h in enumerate(hist)]
+            if getattr(self, "_clean_state", None) is None:  # fit: the on-disk cache
+                utemplate = f"user:{template}:{self.max_history}:{self.user_attributes}"
+                uemb = torch.from_numpy(self._embed(utexts, utemplate, "users"))
+                self._remember(utexts, uemb.numpy())
+            else:
+                uemb = self._encode_new(utexts)
             users = torch.nn.functional.normalize(users + uemb, dim=-1)
         users[torch.from_numpy(cold)] = 0.0
-        self.items, self.users, self.cold = items, users, torch.from_numpy(cold)
+        return users, torch.from_numpy(cold)
+
+    @property
+    def text_targets(self) -> tuple[str, ...]:
+        """Texts this model reads: item text always, user text unless user_mode = history."""
+        return ("items",) if self.user_mode == "history" else ("items", "users")
+
+    def set_text_view(self, view) -> None:
+        """Read item / user text through `view` (harness.textview.TextView; None = the clean
+        text) without refitting: item and user vectors are rebuilt from embeddings memoized by
+        text hash, so only texts never seen before are encoded."""
+        self._text_view = view
+        self._apply_views()
+
+    def set_history_view(self, histories) -> None:
+        """Score from these per-user histories (item indices, most recent first; None = the
+        train histories) without refitting."""
+        self._history_view = histories
+        self._apply_views()
+
+    def _apply_views(self) -> None:
+        view, hist = self._text_view, self._history_view
+        if view is None and hist is None:
+            self.items, self.users, self.cold = self._clean_state
+            return
+        c = self._clean
+        texts, items = c["texts"], self._clean_state[0]
+        if view is not None:
+            texts, _ = view_item_texts(c["dataset"], c["template"], view)
+            items = self._encode_new(texts)
+        self.users, self.cold = self._user_vectors(
+            items, texts, c["template"], c["hist"] if hist is None else hist,
+            view_dataset(c["dataset"], view), view)
+        self.items = items
+
+    def _remember(self, texts: list[str], emb: np.ndarray) -> None:
+        for t, e in zip(texts, emb):
+            self._memo.setdefault(hashlib.sha256(t.encode()).hexdigest(), e)
+
+    def _encode_new(self, texts: list[str]) -> torch.Tensor:
+        """Embeddings of `texts`, encoding only those not memoized (counted in info)."""
+        keys = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
+        missing = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in self._memo))
+        if missing:
+            tok, model = load_encoder(self.model_name, self.device_pref, self.dtype,
+                                      self.allow_download, self.runtime.get("quiet", False))
+            self._remember(missing, encode(tok, model, missing, self.batch_size, self.max_length))
+            self.info["view_encoded_texts"] = self.info.get("view_encoded_texts", 0) + len(missing)
+        return torch.from_numpy(np.stack([self._memo[k] for k in keys]))
 
     def _user_text(self, ds, texts, user: int, h) -> str:
         """'User: <attributes>. Recently watched: <item>; <item>; ...' (most recent first)."""

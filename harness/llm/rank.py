@@ -12,6 +12,7 @@ from harness.llm.likelihood import cached_scores, naive_scores
 from harness.llm.loading import load_causal_lm, select_device
 from harness.llm.prompts import messages, render
 from harness.llm.text import item_texts, user_attributes_text, user_histories
+from harness.perturb.view import view_dataset, view_item_texts, view_user_text
 from harness.recommender import Recommender
 
 
@@ -64,6 +65,42 @@ class LLMRank(Recommender):
                      "prompt_tokens": 0, "candidate_tokens": 0, "users_scored": 0,
                      "score_s": 0.0}
         self._prompts: dict[int, list[int]] = {}
+        self._clean = {"texts": self.texts, "item_ids": self.item_ids, "hist": self.hist,
+                       "dataset": dataset, "template": template, "end": end}
+        self._ids_memo = dict(zip(self.texts, self.item_ids))  # text -> token ids (views)
+        self._view = self._history_view = None
+
+    def set_text_view(self, view) -> None:
+        """Read item text, user attributes (`view.users`) and the texts describing a user (its
+        history lines and attributes, through `view.user_text`) from `view`
+        (harness.textview.TextView; None = the clean text) without refitting. Prompts are
+        rebuilt; only texts never seen before are tokenized."""
+        self._view = view
+        self._apply_views()
+
+    def set_history_view(self, histories) -> None:
+        """Build prompts from these per-user histories (item indices, most recent first; None =
+        the train histories) without refitting."""
+        self._history_view = histories
+        self._apply_views()
+
+    def _apply_views(self) -> None:
+        c, view = self._clean, self._view
+        if view is None:
+            self.texts, self.item_ids = c["texts"], c["item_ids"]
+        else:
+            self.texts, _ = view_item_texts(c["dataset"], c["template"], view)
+            for t in self.texts:
+                if t not in self._ids_memo:
+                    self._ids_memo[t] = self.tok(t, add_special_tokens=False)["input_ids"] + [
+                        c["end"]]
+            self.item_ids = [self._ids_memo[t] for t in self.texts]
+        self.dataset = view_dataset(c["dataset"], view)
+        self.hist = c["hist"] if self._history_view is None else self._history_view
+        self.examples = np.flatnonzero([len(h) >= 2 for h in self.hist])
+        ctx = getattr(self.lm.config, "max_position_embeddings", 2048)
+        self.budget = min(self.max_prompt_tokens, ctx - max(len(x) for x in self.item_ids))
+        self._prompts = {}
 
     def _shots(self, user: int) -> list[tuple[list[str], str]]:
         if self.shots <= 0:
@@ -78,10 +115,13 @@ class LLMRank(Recommender):
         """Token ids of the user's prompt, truncated to the budget (memoized)."""
         if user in self._prompts:
             return self._prompts[user]
-        hist = [self.texts[i] for i in self.hist[user][: self.history_len]]
+        view = getattr(self, "_view", None)
+        hist = [view_user_text(view, user, self.texts[i])
+                for i in self.hist[user][: self.history_len]]
         if not hist:
             self.info["cold_users"] += 1
-        attrs = user_attributes_text(self.dataset, user) if self.user_attributes else ""
+        attrs = view_user_text(view, user, user_attributes_text(self.dataset, user)
+                               if self.user_attributes else "")
         shots = self._shots(user)
         n_hist, truncated = len(hist), False
         while True:

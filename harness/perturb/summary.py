@@ -47,7 +47,7 @@ def worst_drops(metrics: pd.DataFrame, metric: str, k: int) -> pd.DataFrame:
     w["clean"] = [clean.get(tuple(r[c] for c in KEYS + ["model"]), np.nan)
                   for _, r in w.iterrows()]
     w["drop_pct"] = 100 * (w["worst"] - w["clean"]) / w["clean"].where(w["clean"] != 0)
-    w["family"] = w["perturbation"].str.rpartition("@")[0]
+    w["family"] = [p.rpartition("@")[0] for p in w["perturbation"]]
     return w
 
 

@@ -2,6 +2,8 @@
 
     load.py      read finished run directories, merge shards (duplicates must be identical)
     stats.py     bootstrap CI, paired t / Wilcoxon / randomization tests, Holm correction
+    holistic.py  the holistic leaderboard (HELM's summary): accuracy, fairness, robustness,
+                 efficiency and mean win rate per model; the report opens with it
     tables.py    leaderboards per (dataset, split fingerprint, target, candidate protocol)
     sections.py  fairness, robustness and efficiency tables
     plots.py     metric per k, per group, degradation, quality vs p90 latency (Pareto)
@@ -17,7 +19,9 @@ from pathlib import Path
 from harness.errors import UserError
 from harness.io import write_csv, write_text
 from harness.report.load import load_runs
-from harness.report.sections import efficiency_tables, fairness_tables, robustness_tables
+from harness.report.holistic import holistic_tables
+from harness.report.sections import (efficiency_tables, fairness_tables, robustness_tables,
+                                     robustness_summary_tables)
 from harness.report.stats import TESTS
 from harness.report.tables import ReportOptions, Table, accuracy_tables, separation_notes, slugify
 
@@ -28,13 +32,21 @@ __all__ = ["FORMATS", "Report", "ReportOptions", "build_report", "report_from_ta
 
 @dataclass
 class Report:
-    """Numbered tables (accuracy first, then fairness, robustness, efficiency) and plots."""
+    """The holistic leaderboard (`summary`, tables H1, H2, ... when passes besides accuracy
+    ran), then numbered tables (accuracy, fairness, robustness, efficiency) and plots."""
 
     suites: list[str]
     header: list[str]
     tables: list[Table]
     options: ReportOptions
     plots: list[dict] = field(default_factory=list)
+    summary: list[Table] = field(default_factory=list)  # holistic tables: H1, H2, ... first
+
+    def numbered(self) -> list[tuple]:
+        """(number, table) in report order: holistic tables 'H1', 'H2', ... (so adding a pass
+        never renumbers the others), then tables 1, 2, ..."""
+        return ([(f"H{i}", t) for i, t in enumerate(self.summary, 1)]
+                + list(enumerate(self.tables, 1)))
 
     def plots_for(self, number: int) -> list[dict]:
         return [p for p in self.plots if p["table"] == number]
@@ -49,12 +61,21 @@ def _check_options(opts: ReportOptions) -> None:
         raise UserError("--bootstrap must be >= 0 and --permutations >= 1")
 
 
-def report_from_tables(metrics, per_user, opts: ReportOptions, suites=(), header=()) -> Report:
+def _has_sections(metrics) -> bool:
+    """Whether the runs have rows of a pass besides accuracy (the holistic table then opens the
+    report; an accuracy-only report starts with its leaderboards)."""
+    return bool(len(metrics)) and bool((metrics["pass"] != "accuracy").any())
+
+
+def report_from_tables(metrics, per_user, opts: ReportOptions, suites=(), header=(),
+                       primary: str | None = None) -> Report:
     """Build every table from merged metrics / per-user frames (see tables.py, sections.py)."""
     _check_options(opts)
     acc = accuracy_tables(metrics, per_user, opts)
     separation_notes(acc)
-    tables = acc + fairness_tables(metrics) + robustness_tables(metrics) + \
+    holistic = holistic_tables(metrics, primary) if _has_sections(metrics) else []
+    tables = acc + fairness_tables(metrics) + robustness_tables(metrics, primary) + \
+        robustness_summary_tables(metrics, primary) + \
         efficiency_tables(metrics)
     if not tables:
         raise UserError("the runs have no metrics rows to report")
@@ -63,7 +84,10 @@ def report_from_tables(metrics, per_user, opts: ReportOptions, suites=(), header
                          f"{t.key.get('protocol', '')}")
         if "table" in t.data.columns:
             t.data["table"] = n
-    return Report(list(suites), list(header), tables, opts)
+    for n, t in enumerate(holistic, 1):
+        t.slug = slugify(f"h{n:02d}-holistic-{t.key.get('dataset', '')}-"
+                         f"{t.key.get('protocol', '')}")
+    return Report(list(suites), list(header), tables, opts, summary=holistic)
 
 
 def build_report(paths: list[Path], opts: ReportOptions) -> Report:
@@ -80,7 +104,9 @@ def build_report(paths: list[Path], opts: ReportOptions) -> Report:
                       f"({r.manifest.get('n_failed')} failed)")
     header.append("Tables group rows by (dataset, split fingerprint, target, candidate "
                   "protocol); rows of different groups are never pooled or compared.")
-    return report_from_tables(metrics, per_user, opts, suites, header)
+    primary = next((r.manifest.get("evaluation", {}).get("primary") for r in runs
+                    if r.manifest.get("evaluation", {}).get("primary")), None)
+    return report_from_tables(metrics, per_user, opts, suites, header, primary)
 
 
 def write_report(report: Report, out: Path, formats: list[str], plots: bool = True,

@@ -155,9 +155,11 @@ def make_plots(tables: list, out: Path) -> list[dict]:
             rec = fairness_figure(t, n, out)
         elif t.section == "robustness":
             rec = degradation(t, n, out)
-        else:
+        elif t.section == "efficiency":
             acc = acc_by_key.get(tuple(t.key.items()))
             rec = quality_latency(t, n, acc, out) if acc else None
+        else:  # holistic, robustness summary: tables only
+            rec = None
         if rec:
             made.append(rec)
     return made

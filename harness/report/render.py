@@ -14,8 +14,11 @@ import pandas as pd
 
 from harness.markdown import markdown_table
 
-SECTION_TITLES = {"accuracy": "Leaderboards", "fairness": "Fairness (per group)",
-                  "robustness": "Robustness (perturbed inputs)", "efficiency": "Efficiency"}
+SECTION_TITLES = {"holistic": "Holistic leaderboard", "accuracy": "Leaderboards",
+                  "fairness": "Fairness (per group)",
+                  "robustness": "Robustness (perturbed inputs)",
+                  "robustness-summary": "Robustness summary (worst case, stability)",
+                  "efficiency": "Efficiency"}
 
 
 def _cell_md(c) -> str:
@@ -32,7 +35,7 @@ def to_markdown(report, plot_dir: Path | None = None) -> str:
     """The full report as GitHub-flavoured markdown (figures linked relative to `plot_dir`)."""
     parts = [f"# Report: {', '.join(report.suites)}", ""] + [f"- {s}" for s in report.header]
     section = None
-    for n, t in enumerate(report.tables, 1):
+    for n, t in report.numbered():
         if t.section != section:
             section = t.section
             parts += ["", f"## {SECTION_TITLES[section]}"]
@@ -80,7 +83,7 @@ def to_latex(report) -> str:
     head = [f"% harness report: {', '.join(report.suites)}", "% requires \\usepackage{booktabs}"]
     head += [f"% {s}" for s in report.header]
     return "\n".join(head) + "\n\n" + "\n\n".join(
-        table_latex(t, n) for n, t in enumerate(report.tables, 1)) + "\n"
+        table_latex(t, n) for n, t in report.numbered()) + "\n"
 
 
 _CSS = """
@@ -122,7 +125,7 @@ def to_html(report) -> str:
              f"<h1>{html.escape(title)}</h1>", '<ul class="hdr">']
     parts += [f"<li>{html.escape(s)}</li>" for s in report.header] + ["</ul>"]
     section = None
-    for n, t in enumerate(report.tables, 1):
+    for n, t in report.numbered():
         if t.section != section:
             section = t.section
             parts.append(f"<h2>{SECTION_TITLES[section]}</h2>")
@@ -141,7 +144,7 @@ def to_html(report) -> str:
 def to_csv_frame(report) -> pd.DataFrame:
     """All tables' numbers, tidy: one row per (table, model, column) with table key fields."""
     frames = []
-    for n, t in enumerate(report.tables, 1):
+    for n, t in report.numbered():
         d = t.data.copy()
         if "table" in d.columns:
             d = d.drop(columns="table")

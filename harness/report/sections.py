@@ -8,9 +8,11 @@ ddof 1) when there are several seeds.
   metric@k and slice attribute (the part of 'attr=value' before '=') models x slice values with
   the value of slice 'all' first, gap = max - min, its CI and Holm-adjusted p, counterfactual
   similarity (`harness.fairness.report`).
-- robustness (perturbation = 'name@severity' != none): per metric@k, slice and perturbation
-  name, models x (clean, then severities ascending), then worst Δ% = 100 (worst - clean) /
-  clean, worst = the lowest value (highest for lower-is-better metrics).
+- robustness (perturbation = 'name@severity' != none): for the primary metric@k (default
+  ndcg@10), per slice and perturbation name, models x (clean, then severities ascending), then
+  worst Δ% = 100 (worst - clean) / clean, worst = the lowest value (highest for
+  lower-is-better metrics); a summary per table key (`robustness_summary_tables`): HELM's
+  worst case per family and the mean top-k stability.
 - efficiency (pass = efficiency): models x metric[@k]; best per column bold, lower is better
   for times, latencies and memory (directions declared by each pass: `higher_is_better`).
 """
@@ -67,9 +69,18 @@ def fairness_tables(metrics: pd.DataFrame) -> list[Table]:
     return tables(metrics)
 
 
-def robustness_tables(metrics: pd.DataFrame) -> list[Table]:
+def robustness_tables(metrics: pd.DataFrame, primary: str | None = None) -> list[Table]:
+    """Degradation tables of the primary metric (see `harness.perturb.summary`) per
+    perturbation name: rows of an accuracy metric at a numeric severity; worst-case rows
+    ('<family>@worst') and the pass's own metrics (delta_*, jaccard, rbo, kendall_tau) are in
+    `robustness_summary_tables`."""
+    from harness.perturb.summary import primary_metric
     sec = section_of(metrics)
     rob, acc = metrics[sec == "robustness"], metrics[sec == "accuracy"]
+    prim = primary_metric(metrics, primary)
+    if prim is not None:
+        rob = rob[(rob["metric"] == prim[0]) & (rob["k"] == prim[1])
+                  & ~rob["perturbation"].str.endswith("@worst")]
     out = []
     for key, g in groups(rob):
         parsed = [parse_perturbation(p) for p in g["perturbation"]]
@@ -114,6 +125,49 @@ def robustness_tables(metrics: pd.DataFrame) -> list[Table]:
             out.append(Table("robustness", "", title, cols, rows, data, key,
                              ["Mean over seeds (± sd over seeds); clean = the accuracy pass; "
                               "worst Δ% = 100 (worst − clean) / clean."]))
+    return out
+
+
+def robustness_summary_tables(metrics: pd.DataFrame, primary: str | None = None) -> list[Table]:
+    """Per table key, models x (clean primary metric, worst-case Δ% per perturbation family and
+    over all runs, mean Jaccard@k / RBO@k / Kendall τ over the runs). Worst case (HELM): per
+    user, the worst of clean and every run of the family; Δ% = 100 (W − C) / C."""
+    from harness.perturb.summary import primary_metric, worst_drops
+    prim = primary_metric(metrics, primary)
+    rob = metrics[metrics["pass"] == "robustness"]
+    if prim is None or rob.empty:
+        return []
+    metric, k = prim
+    out = []
+    for key, g in groups(rob):
+        full = metrics
+        for f, v in key.items():
+            full = full[full[f] == v]
+        d = worst_drops(full, metric, k)
+        if d.empty:
+            continue
+        fams = [f for f in dict.fromkeys(d["family"]) if f != "all"] + ["all"]
+        stab = [(s, kk) for s, kk in (("jaccard", k), ("rbo", k), ("kendall_tau", 0))
+                if ((g.metric == s) & (g.k == kk)).any()]
+        rows, recs = [], []
+        for m in _models(g):
+            dm = d[d.model == m].groupby("family")["drop_pct"].mean()
+            clean = d[d.model == m]["clean"].mean()
+            cells = [Cell(fmt(clean))] + [Cell(fmt(dm.get(f, np.nan), 1)) for f in fams]
+            recs += [{"model": m, "column": f"worst {f} Δ%", "mean": dm.get(f, np.nan)}
+                     for f in fams]
+            for s, kk in stab:
+                v = g[(g.model == m) & (g.metric == s) & (g.k == kk)]["value"].mean()
+                cells.append(Cell(fmt(v, 3)))
+                recs.append({"model": m, "column": col_label(s, kk), "mean": v})
+            rows.append((m, cells))
+        cols = [f"clean {metric}@{k}"] + [f"worst {f} Δ%" for f in fams] + [
+            col_label(s, kk) for s, kk in stab]
+        out.append(Table("robustness-summary", "", f"{metric}@{k} · {key_title(key, g)}", cols,
+                         rows, pd.DataFrame(recs), key,
+                         ["Worst case per user over clean and every run of a family (HELM); "
+                          "Δ% = 100 (worst − clean) / clean; stability vs the clean top-k, "
+                          "mean over runs and seeds."]))
     return out
 
 
