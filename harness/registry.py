@@ -21,6 +21,7 @@ BUILTINS = {
     "ease": "baselines.ease:EASE",
     "als": "baselines.als:ALS",
     "bpr": "baselines.bpr:BPR",
+    "sasrec": "baselines.sasrec:SASRec",
     "null": "baselines.null:Null",
     "recbole": "baselines.recbole:RecBoleRecommender",
     "llm-embed": "harness.llm.embed:LLMEmbed",

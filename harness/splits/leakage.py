@@ -13,15 +13,24 @@ def _pairs(split: Split, part: str) -> np.ndarray:
     return inter.user.astype(np.int64) * split.dataset.n_items + inter.item
 
 
+def _in_sorted(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Which `keys` occur in `sorted_keys` (binary search: O(n log n), no hash tables)."""
+    if not len(sorted_keys):
+        return np.zeros(len(keys), bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return sorted_keys[pos] == keys
+
+
 def check_split(split: Split) -> None:
     """No row in two parts; no held-out (user, item) pair in train; protocol-specific promises."""
     rows = split.rows
     all_rows = np.concatenate([rows["train"], rows["valid"], rows["test"]])
-    if len(np.unique(all_rows)) != len(all_rows):
+    n_rows = len(split.dataset.interactions)
+    if len(all_rows) and np.bincount(all_rows, minlength=n_rows).max() > 1:
         raise LeakageError(f"{split.protocol}: an interaction row is in two parts")
-    train = _pairs(split, "train")
+    train = np.sort(_pairs(split, "train"))
     for part in ("valid", "test"):
-        overlap = np.intersect1d(train, _pairs(split, part))
+        overlap = np.unique(_pairs(split, part)[_in_sorted(train, _pairs(split, part))])
         if len(overlap):
             raise LeakageError(f"{split.protocol}: {len(overlap)} {part} (user, item) pairs "
                                "are also in train")
