@@ -66,7 +66,7 @@ def test_unknown_model_did_you_mean():
         registry.build("recbole:lightgcn")
 
 
-@pytest.mark.parametrize("name, family", [("SASRec", "sequential"), ("DeepFM", "context-aware"),
+@pytest.mark.parametrize("name, family", [("DeepFM", "context-aware"),
                                           ("KGAT", "knowledge-aware")])
 def test_non_general_model_not_supported(name, family):
     with pytest.raises(UserError, match=f"RecBole's {family} models are not supported yet"):

@@ -1,4 +1,5 @@
-"""`recbole:<Model>`: any RecBole general recommender, trained by RecBole on the harness split."""
+"""`recbole:<Model>`: a RecBole general recommender, trained by RecBole on the harness split
+(sequential models: `baselines.recbole.sequential`)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,21 @@ class RecBoleRecommender(Recommender):
 
     packages = ("recbole",)  # the wrapped library, recorded with its version in the manifest
 
+    needs_timestamps: bool = False  # True for sequential variants (see `variant_class`)
+
+    def __new__(cls, model: str = "BPR", *args, **kwargs):
+        """`RecBoleRecommender(model=<sequential model>)` builds a `RecBoleSequential`."""
+        return super().__new__(cls.variant_class(model) if cls is RecBoleRecommender else cls)
+
+    @classmethod
+    def variant_class(cls, model: str) -> type:
+        """The adapter class for 'recbole:<model>': `RecBoleSequential` for RecBole's sequential
+        models (it declares `needs_timestamps = True`), else this class."""
+        if catalog.is_sequential(model):
+            from baselines.recbole.sequential import RecBoleSequential
+            return RecBoleSequential
+        return cls
+
     def __init__(self, model: str = "BPR", device: str = "auto", log_file: str = "",
                  seed: int = 0, **params):
         super().__init__(seed)
@@ -93,17 +109,24 @@ class RecBoleRecommender(Recommender):
             model, {k: v for k, v in params.items() if k not in own})
 
     # ---- configuration -------------------------------------------------------------------
+    def _data_config(self, n_items: int) -> dict:
+        """The config keys that describe the written files (overridden for sequences)."""
+        return {"load_col": {"inter": ["user_id", "item_id"]},
+                "eval_batch_size": EVAL_USERS_PER_BATCH * (n_items + 1)}
+
+    def _write(self, split, directory: Path) -> None:
+        write_atomic(split, directory)
+
     def _config_dict(self, data_path: Path, n_items: int) -> dict:
         cfg = {
             "data_path": str(data_path), "benchmark_filename": list(PARTS),
             "checkpoint_dir": str(data_path / "checkpoints"),
-            "load_col": {"inter": ["user_id", "item_id"]},
             "seed": int(self.seed), "reproducibility": True, "state": "INFO",
             "show_progress": False, "log_wandb": False, "save_dataset": False,
             "save_dataloaders": False,
             "use_gpu": self.device == "cuda", "gpu_id": "0" if self.device == "cuda" else "",
-            "eval_batch_size": EVAL_USERS_PER_BATCH * (n_items + 1),
         }
+        cfg.update(self._data_config(n_items))
         cfg.update(copy.deepcopy(self.params))
         base = catalog.defaults(self.model_name)
         valid_metric = str(cfg.get("valid_metric", base["valid_metric"]))
@@ -163,7 +186,7 @@ class RecBoleRecommender(Recommender):
         self.info["fit_s"] = round(time.perf_counter() - t0, 4)
 
     def _fit(self, rb, split, workdir: Path) -> None:
-        write_atomic(split, workdir)
+        self._write(split, workdir)
         cfg = self._config_dict(workdir, split.dataset.n_items)
         # a config file, not config_dict: RecBole eval()s the string values of config_dict
         cfg_file = workdir / "config.yaml"

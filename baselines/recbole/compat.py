@@ -12,6 +12,10 @@ no process-wide state outlives a `fit` or `score` call. The workarounds:
   validating `dok_matrix.update`.
 - pandas 3 (copy-on-write) turns `df[col].fillna(..., inplace=True)` into a no-op: a temporary
   `Dataset._fill_nan` that assigns the filled column instead (same imputation rules).
+- pandas 3's `Series.agg(len)` returns the length of the Series, where RecBole (remapping token
+  sequences, `SequentialDataset._benchmark_presets`) expects the length of each element: a
+  temporary `Series.agg` that maps `len` element-wise and passes every other call through
+  (only installed when pandas shows that behaviour).
 - torch >= 2.6 loads with `weights_only=True`, so RecBole's `Trainer.evaluate(load_best_model=True)`
   and `resume_checkpoint` fail on its own checkpoints. The adapter never calls them and never
   calls `torch.load`: it keeps the best state in memory (see `adapter.py`); nothing is patched.
@@ -100,7 +104,9 @@ def import_recbole() -> types.SimpleNamespace:
             from recbole.data.dataset import dataset as dataset_module
             from recbole.data.interaction import Interaction
             import recbole.model.general_recommender as general
+            import recbole.model.sequential_recommender as sequential
             from recbole.model.abstract_recommender import GeneralRecommender
+            from recbole.model.abstract_recommender import SequentialRecommender
             from recbole.trainer import trainer as trainer_module
             from recbole.utils import get_trainer, init_seed
             from recbole.utils.enum_type import FeatureType
@@ -115,7 +121,8 @@ def import_recbole() -> types.SimpleNamespace:
     return types.SimpleNamespace(
         Config=Config, create_dataset=create_dataset, data_preparation=data_preparation,
         Dataset=dataset_module.Dataset, Interaction=Interaction, general=general,
-        GeneralRecommender=GeneralRecommender, trainer_module=trainer_module,
+        GeneralRecommender=GeneralRecommender, sequential=sequential,
+        SequentialRecommender=SequentialRecommender, trainer_module=trainer_module,
         get_trainer=get_trainer, init_seed=init_seed, FeatureType=FeatureType)
 
 
@@ -155,6 +162,20 @@ def _fill_nan_fixed(rb):
                     feat[field] = feat[field].apply(
                         lambda x: np.array([], dtype=dtype) if isinstance(x, float) else x)
     return _fill_nan
+
+
+def _agg_len_elementwise(agg):
+    """`Series.agg` where `agg(len)` is the length of each element (pandas < 3 behaviour)."""
+    def patched(self, func=None, axis=0, *args, **kwargs):
+        if func is len:
+            return self.map(len)
+        return agg(self, func, axis, *args, **kwargs)
+    return patched
+
+
+def _pandas_agg_len_is_scalar() -> bool:
+    import pandas as pd
+    return np.ndim(pd.Series([[1, 2], [3]]).agg(len)) == 0
 
 
 @contextlib.contextmanager
@@ -233,6 +254,9 @@ def session(rb: types.SimpleNamespace, stream: TextIO) -> Iterator[None]:
         if not hasattr(sp.dok_matrix, "_update"):
             stack.enter_context(_patched(sp.dok_matrix, "_update", _dok_update))
         stack.enter_context(_patched(rb.Dataset, "_fill_nan", _fill_nan_fixed(rb)))
+        if _pandas_agg_len_is_scalar():
+            import pandas as pd
+            stack.enter_context(_patched(pd.Series, "agg", _agg_len_elementwise(pd.Series.agg)))
         stack.enter_context(_patched(rb.trainer_module, "get_tensorboard",
                                      lambda logger=None: NullWriter()))
         yield
