@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from harness.candidates import full_candidates
 from harness.evaluate import evaluate
-from baselines.factors import factor_scores
+from baselines.factors import factor_scores, intra_op_threads, pick_device
 from harness.recommender import Recommender
 
 
@@ -30,6 +29,55 @@ def sample_negatives(users: torch.Tensor, pos_keys: torch.Tensor, n_items: int,
     return neg
 
 
+def bpr_gradients(p: torch.Tensor, q: torch.Tensor, u: torch.Tensor, i: torch.Tensor,
+                  j: torch.Tensor, l2: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradients w.r.t. p and q of the batch loss
+    L = -mean_b log σ(x_b) + l2 (Σ|p_u|² + Σ|q_i|² + Σ|q_j|²) / n, x_b = p_uᵀ (q_i - q_j),
+    written out by hand: ∂L/∂x_b = -(1 - σ(x_b)) / n (torch's own log-sigmoid derivative
+    kernel), ∂L/∂p_u = ∂L/∂x_b (q_i - q_j) + 2 l2 p_u / n, ∂L/∂q_i = ∂L/∂x_b p_u + 2 l2 q_i / n,
+    ∂L/∂q_j = -∂L/∂x_b p_u + 2 l2 q_j / n, summed per row with index_add (in batch order, as
+    autograd's index_select backward does, so the result is the same to the last bit)."""
+    n = len(u)
+    pu, qi, qj = p.index_select(0, u), q.index_select(0, i), q.index_select(0, j)
+    d = qi - qj
+    x = (pu * d).sum(1)
+    _, buffer = torch.ops.aten.log_sigmoid_forward(x)
+    g = torch.ops.aten.log_sigmoid_backward(torch.full_like(x, -1.0) / n, x, buffer)[:, None]
+    # 2 l2 / n as autograd forms it ((1 * l2) / n in the parameters' dtype, times 2: exact)
+    c2 = torch.ones((), dtype=p.dtype, device=p.device) * l2 / n * 2.0
+    gt = g * pu
+    grad_p = torch.zeros_like(p).index_add_(0, u, g * d + c2 * pu)
+    grad_q = torch.zeros_like(q).index_add_(0, i, gt + c2 * qi)
+    grad_q += torch.zeros_like(q).index_add_(0, j, c2 * qj - gt)
+    return grad_p, grad_q
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015) on a list of tensors updated in place, with bias correction:
+    m ← β1 m + (1-β1) g, v ← β2 v + (1-β2) g², w ← w - lr m̂ / (√v̂ + eps) with
+    m̂ = m / (1-β1^t), v̂ = v / (1-β2^t); same floating-point operations as torch.optim.Adam's
+    single-tensor path (CPU), without its import and per-step overhead."""
+
+    def __init__(self, params: list[torch.Tensor], lr: float, betas=(0.9, 0.999),
+                 eps: float = 1e-8):
+        self.params, self.lr, self.eps = params, lr, eps
+        self.beta1, self.beta2 = betas
+        self.m = [torch.zeros_like(w) for w in params]
+        self.v = [torch.zeros_like(w) for w in params]
+        self.t = 0
+
+    def step(self, grads: list[torch.Tensor]) -> None:
+        self.t += 1
+        t = float(self.t)
+        step_size = self.lr / (1 - self.beta1 ** t)
+        bc2_sqrt = (1 - self.beta2 ** t) ** 0.5
+        for w, g, m, v in zip(self.params, grads, self.m, self.v):
+            m.lerp_(g, 1 - self.beta1)
+            v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
+            denom = v.sqrt()
+            w.addcdiv_(m, denom.div_(bc2_sqrt).add_(self.eps), value=-step_size)
+
+
 class BPR(Recommender):
     """score(u, i) = p_uᵀ q_i, with embeddings trained by Adam on the BPR loss
     -log σ(p_uᵀ q_i - p_uᵀ q_j) + l2 (|p_u|² + |q_i|² + |q_j|²) over (user, train item,
@@ -37,10 +85,14 @@ class BPR(Recommender):
     Every `eval_every` epochs NDCG@10 on the split's valid part (full ranking) is measured; the
     best evaluation's weights are kept and training stops after `patience` evaluations without
     improvement (no valid part: trains all `epochs`). `info` records best_epoch, epochs_run and
-    best_valid_ndcg@10. Embeddings start from N(0, 0.1²). Runs on CUDA when available; all
-    randomness (init, shuffling, negatives) comes from a CPU generator seeded by `seed`, so CPU
-    runs are bitwise reproducible (CUDA's atomic adds may differ in the last bits). Users with
-    no training history get train popularity scores."""
+    best_valid_ndcg@10. Embeddings start from N(0, 0.1²). On CPU, training runs with one
+    intra-op thread (a step's tensors are too small to gain from more, and every parallel op
+    ends in a barrier that costs a time slice on a busy machine); the caller's setting is
+    restored afterwards. `device`: "auto" (CUDA when
+    available; the harness's fit option `device` wins when set), "cpu" or "cuda". All randomness
+    (init, shuffling, negatives) comes from a CPU generator seeded by `seed`, so CPU runs are
+    bitwise reproducible (CUDA's atomic adds may differ in the last bits). Users with no
+    training history get train popularity scores."""
 
     param_ranges = {"factors": "[1, 100000]", "lr": "(0, inf)", "l2": "[0, inf)",
                     "batch_size": "[1, inf)", "epochs": "[1, 1000000]", "patience": "[1, inf)",
@@ -48,21 +100,22 @@ class BPR(Recommender):
 
     def __init__(self, factors: int = 64, lr: float = 0.01, l2: float = 0.007,
                  batch_size: int = 4096, epochs: int = 200, patience: int = 5,
-                 eval_every: int = 2, seed: int = 0):
+                 eval_every: int = 2, device: str = "auto", seed: int = 0):
         super().__init__(seed)
         self.factors, self.lr, self.l2 = factors, lr, l2
         self.batch_size, self.epochs, self.patience, self.eval_every = (
             batch_size, epochs, patience, eval_every)
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device_choice = device
+        self.device = pick_device(device, "bpr")
         self.info: dict = {}
 
     def _valid_ndcg(self, cand, p: torch.Tensor, q: torch.Tensor) -> float:
-        with torch.no_grad():
-            fn = lambda u, i: (p[u.to(p.device)] @ q[i.to(q.device)].T).cpu()  # noqa: E731
-            ev = evaluate(fn, cand, [10], ["ndcg"], batch_size=1024)
+        fn = lambda u, i: (p[u.to(p.device)] @ q[i.to(q.device)].T).cpu()  # noqa: E731
+        ev = evaluate(fn, cand, [10], ["ndcg"], batch_size=1024)
         return float(ev.values[("ndcg", 10)].mean())
 
     def fit(self, split, dataset) -> None:
+        self.device = pick_device(self.device_choice, "bpr", getattr(self, "fit_options", None))
         x = split.train.csr()
         n_users, n_items = x.shape
         users = torch.from_numpy(np.repeat(np.arange(n_users), np.diff(x.indptr)))
@@ -70,39 +123,34 @@ class BPR(Recommender):
         pos_keys = users * n_items + items  # csr order: already sorted
         gen, dev = self.generator(), torch.device(self.device)
         scale = 0.1
-        p = (torch.randn((n_users, self.factors), generator=gen) * scale).to(dev).requires_grad_()
-        q = (torch.randn((n_items, self.factors), generator=gen) * scale).to(dev).requires_grad_()
-        opt = torch.optim.Adam([p, q], lr=self.lr)
+        p = (torch.randn((n_users, self.factors), generator=gen) * scale).to(dev)
+        q = (torch.randn((n_items, self.factors), generator=gen) * scale).to(dev)
+        opt = Adam([p, q], lr=self.lr)
         cand = full_candidates(split, "valid") if len(split.valid) else None
         cand = cand if cand is not None and len(cand.users) else None
         best, best_epoch, best_state, bad, epoch = -1.0, 0, None, 0, 0
-        for epoch in range(1, self.epochs + 1):
-            order = torch.randperm(len(users), generator=gen)
-            neg = sample_negatives(users, pos_keys, n_items, gen)
-            for start in range(0, len(order), self.batch_size):
-                b = order[start:start + self.batch_size]
-                u, i, j = users[b].to(dev), items[b].to(dev), neg[b].to(dev)
-                # index_select's backward (index_add) is deterministic on CPU; the backward of
-                # p[u] (index_put with accumulate) uses atomic adds across threads
-                pu, qi, qj = p.index_select(0, u), q.index_select(0, i), q.index_select(0, j)
-                diff = (pu * (qi - qj)).sum(1)
-                reg = (pu.square().sum() + qi.square().sum() + qj.square().sum()) / len(b)
-                loss = -F.logsigmoid(diff).mean() + self.l2 * reg
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            if cand is None or (epoch % self.eval_every and epoch != self.epochs):
-                continue
-            ndcg = self._valid_ndcg(cand, p.detach(), q.detach())
-            if ndcg > best:
-                best, best_epoch, bad = ndcg, epoch, 0
-                best_state = (p.detach().cpu().clone(), q.detach().cpu().clone())
-            else:
-                bad += 1
-                if bad >= self.patience:
-                    break
+        with intra_op_threads(1 if dev.type == "cpu" else None):
+            for epoch in range(1, self.epochs + 1):
+                order = torch.randperm(len(users), generator=gen)
+                neg = sample_negatives(users, pos_keys, n_items, gen)
+                u_all, i_all, j_all = (users[order].to(dev), items[order].to(dev),
+                                       neg[order].to(dev))
+                for start in range(0, len(order), self.batch_size):
+                    stop = start + self.batch_size
+                    opt.step(bpr_gradients(p, q, u_all[start:stop], i_all[start:stop],
+                                           j_all[start:stop], self.l2))
+                if cand is None or (epoch % self.eval_every and epoch != self.epochs):
+                    continue
+                ndcg = self._valid_ndcg(cand, p, q)
+                if ndcg > best:
+                    best, best_epoch, bad = ndcg, epoch, 0
+                    best_state = (p.cpu().clone(), q.cpu().clone())
+                else:
+                    bad += 1
+                    if bad >= self.patience:
+                        break
         if best_state is None:
-            best_state, best_epoch = (p.detach().cpu().clone(), q.detach().cpu().clone()), epoch
+            best_state, best_epoch = (p.cpu().clone(), q.cpu().clone()), epoch
         self.user_factors, self.item_factors = best_state
         self.cold = torch.from_numpy(np.diff(x.indptr) == 0)
         self.popularity = torch.from_numpy(np.asarray(x.sum(0), np.float32).ravel())
