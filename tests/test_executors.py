@@ -76,6 +76,8 @@ def test_same_results_in_process_workers_and_ray(tmp_path, write_suite, monkeypa
         t0 = time.monotonic()
         runs[kind] = run_suite(suite, out, quiet=True, run_id=run_id, **kwargs)
         print(f"{kind}: {time.monotonic() - t0:.1f} s")
+    import ray
+    assert not ray.is_initialized()  # the run shut down the Ray it started
     ref_m, ref_pu = _tables(runs["in-process"].run_dir)
     assert len(ref_m) == 6 * 2 * 6 and ref_pu["cell"].nunique() == 6
     for kind, res in runs.items():
