@@ -3,7 +3,8 @@
 For a recommender that reads text (`harness.textview.reads_text`), each user of a seeded subset
 of the evaluated users is scored, on the cell's own candidates, once with a neutral user table
 (the attribute's value blanked, so the attribute is absent from the user's text) and once per
-value v of the attribute (every user's value set to v), through `model.set_text_view(TextView(
+value v of the attribute (the subset's values set to v; other users keep theirs, so a model that
+re-encodes changed texts only re-encodes the subset's), through `model.set_text_view(TextView(
 users=...))`; `set_text_view(None)` restores the clean text afterwards, also on error.
 
 Rows (slice 'attr=v' per value, 'attr' per attribute; k = each fairness k):
@@ -71,9 +72,10 @@ def run_counterfactual(ctx, spec, score) -> tuple[list[dict], dict]:
         values = attribute_values(users_table, attr, cf.values_for(attr))
         evs = {}
         try:
+            col = users_table.columns.get_loc(attr)
             for label in [None] + values:
                 table = users_table.copy()
-                table[attr] = "" if label is None else label
+                table.iloc[sub.users, col] = "" if label is None else label
                 name = f"{attr}={'neutral' if label is None else label}"
                 model.set_text_view(TextView(users=table, label=name))
                 evs[label] = score(model, sub, f"cf {name}")
