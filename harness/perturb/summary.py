@@ -73,7 +73,7 @@ def leaderboard_lines(metrics: pd.DataFrame, statuses: list[dict]) -> list[str]:
     drops = worst_drops(metrics, metric, k)
     lines = ["## Robustness\n"]
     for key, g in rob.groupby(KEYS, sort=False):
-        d = drops[(drops[KEYS] == pd.Series(dict(zip(KEYS, key)))).all(1)]
+        d = drops[(drops[KEYS] == pd.Series(dict(zip(KEYS, key)))).all(axis=1)]
         families = [f for f in dict.fromkeys(d["family"]) if f != "all"] + (
             ["all"] if (d["family"] == "all").any() else [])
         models = list(dict.fromkeys(g["model"]))
