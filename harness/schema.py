@@ -30,6 +30,7 @@ def suite_schema() -> dict:
     props = {"suite": suite, "datasets": _array(_dataset()), "splits": _array(_split()),
              "models": _array(_model()), "candidates": _array(_candidate()),
              "evaluation": table_schema(SECTION_KEYS["evaluation"]), "check": _check()}
+    props["execution"] = _execution()
     for name in sorted(TOP_LEVEL - set(props)):  # a core table added later, typed by its keys
         props[name] = (table_schema(SECTION_KEYS[name]) if name in SECTION_KEYS
                        else {"type": "object"})
@@ -141,4 +142,24 @@ def _check() -> dict:
                                                      "additionalProperties": False}}}
     if set(props) != set(config.TABLE_KEYS):
         raise RuntimeError(f"[check] keys changed: {sorted(config.TABLE_KEYS)}; update _check")
+    return {"type": "object", "properties": props, "additionalProperties": False}
+
+
+def _execution() -> dict:
+    """The `[execution]` table: harness.executors.config's `schema()` when it has one, else
+    its key tables (types; the checker adds the ranges)."""
+    from harness.executors import config
+    if callable(getattr(config, "schema", None)):
+        return config.schema()
+    from harness.passes import PASSES
+    resources = table_schema(config.RESOURCE_KEYS)
+    for prop in resources["properties"].values():
+        prop["minimum"] = 0
+    props = dict(resources["properties"])
+    props["pass_timeout_s"] = {"type": "object", "propertyNames": {"enum": sorted(PASSES)},
+                               "additionalProperties": {"type": "number",
+                                                        "exclusiveMinimum": 0}}
+    props["models"] = {"type": "object", "additionalProperties": resources}
+    if set(props) != set(config.KEYS):
+        raise RuntimeError(f"[execution] keys changed: {sorted(config.KEYS)}; update _execution")
     return {"type": "object", "properties": props, "additionalProperties": False}

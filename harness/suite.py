@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,13 +189,14 @@ def parse_suite(raw: dict, file: str = "<suite>", sha256: str = "", *,
     from harness.passes import tables
     pass_specs = {}
     for table, p in tables().items():
-        if table in raw:
+        if table in raw and _finite(c, table, raw[table]):
             with c.section():
                 pass_specs[table] = p.parse(c, raw[table], info)
     check = _check_table(c, raw.get("check", {}))
     execution = None
     with c.section():
-        execution = _execution(c, raw.get("execution", {}), labels)
+        if _finite(c, "execution", raw.get("execution", {})):
+            execution = _execution(c, raw.get("execution", {}), labels)
     c.raise_if_any()
     return Suite(file, name, description, seeds, datasets, splits, models, cands,
                  target, metrics, ks, batch, sha256, raw, check=check, passes=pass_specs,
@@ -211,8 +213,30 @@ def _check_table(c: Checker, table) -> dict:
     out: dict = {}
     for key, value in table.items():
         with c.section():
-            out.update(validate_check_table({key: value}, c.fail))
+            if _finite(c, f"check.{key}", value):
+                out.update(validate_check_table({key: value}, c.fail))
     return out
+
+
+def _finite(c: Checker, where: str, value) -> bool:
+    """Record every NaN or infinite number in a table parsed by other code (a pass, [check],
+    [execution]); True when there is none. No suite value may be NaN or infinite."""
+    bad = list(_non_finite(where, value))
+    for key, v in bad:
+        c.problem(key, f"must be a finite number, got {v!r}")
+    return not bad
+
+
+def _non_finite(where: str, value):
+    """(key, value) of every NaN or infinite number inside `value`."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield where, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _non_finite(f"{where}.{k}", v)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _non_finite(f"{where}[{i}]", v)
 
 
 def _array(c: Checker, key: str, value) -> list:
@@ -226,16 +250,17 @@ def _array(c: Checker, key: str, value) -> list:
 
 
 def _unique(c: Checker, key: str, labels: list[str]) -> None:
-    seen: dict[str, str] = {}
+    seen: set[str] = set()
+    files: dict[str, str] = {}  # file-name form -> first label with it
     for i, lab in enumerate(labels):
         if lab in seen:
             c.problem(f"{key}[{i}]", f"duplicate label '{lab}' (set a distinct 'label')")
-        elif file_part(lab) in seen:
+        elif file_part(lab) in files:
             c.problem(f"{key}[{i}]", f"label '{lab}' has the same file name as "
-                                     f"'{seen[file_part(lab)]}' ('{file_part(lab)}'); set a "
+                                     f"'{files[file_part(lab)]}' ('{file_part(lab)}'); set a "
                                      "distinct 'label'")
-        seen.setdefault(lab, lab)
-        seen.setdefault(file_part(lab), lab)
+        seen.add(lab)
+        files.setdefault(file_part(lab), lab)
 
 
 def _unique_file_names(c: Checker, datasets, splits, cands, models) -> None:
@@ -247,7 +272,9 @@ def _unique_file_names(c: Checker, datasets, splits, cands, models) -> None:
                 for m in models:
                     key = file_part(f"{d.label}__{s.label}__{x.label}__{m.label}")
                     combo = (d.label, s.label, x.label, m.label)
-                    if key in seen and seen[key] != combo:
+                    same = key in seen and all(file_part(a) == file_part(b)
+                                               for a, b in zip(seen[key], combo))
+                    if key in seen and not same:  # (same: a label clash, reported by _unique)
                         c.problem("models", f"labels {combo} and {seen[key]} give the same cell "
                                             f"folder '{key}' (avoid '__' in labels)")
                         return
