@@ -202,20 +202,21 @@ def test_only_common_seeds_are_compared(runs):
 
 
 def test_lower_is_better_quality_metric_and_slices_without_per_user(runs):
-    gini = lambda v, s="all": {"metric": "gini", "k": 10, "value": v, "slice": s,  # noqa: E731
-                               "n_users": 100}
+    # the fairness pass's Gini index of exposure (declared lower-is-better)
+    gini = lambda v, s="all": {"metric": "gini_index", "k": 10, "value": v, "slice": s,  # noqa: E731
+                               "n_users": 100, "pass": "fairness"}
     ref = runs("ref", values=values_for(models=("A",)),
                extra_rows=(("A", 0, gini(0.50)), ("A", 0, gini(0.30, "gender=F"))))
     new = runs("new", values=values_for(models=("A",)),
                extra_rows=(("A", 0, gini(0.52)), ("A", 0, gini(0.25, "gender=F"))))
     res = compare_runs(new, ref)
-    g = res.rows[res.rows["metric"] == "gini"].set_index("slice")
+    g = res.rows[res.rows["metric"] == "gini_index"].set_index("slice")
     assert g.loc["all", "verdict"] == "regression"       # higher gini is worse
     assert g.loc["gender=F", "verdict"] == "improved"
     assert np.isnan(g.loc["all", "p"])                   # no per-user values: tolerance only
     assert any("judged on the tolerance alone" in n for n in res.notes)
     assert "ndcg@10 [gender=F]" not in render_text(res)
-    assert "gini@10 [gender=F]" in render_text(res)
+    assert "gini_index@10 [gender=F]" in render_text(res)
 
 
 # ---------------------------------------------------------------- efficiency verdicts
