@@ -7,7 +7,7 @@ import scipy.linalg as sl
 import torch
 
 from harness.errors import UserError
-from harness.recommender import Recommender
+from harness.recommender import Recommender, all_items
 
 
 def ease_weights(gram: np.ndarray, l2: float) -> np.ndarray:
@@ -33,8 +33,9 @@ def ease_weights(gram: np.ndarray, l2: float) -> np.ndarray:
     return c
 class EASE(Recommender):
     """score(u, ·) = x_u B with B = I - P/diag(P), P = (XᵀX + l2 I)^-1 on the binary training
-    matrix X. Needs a dense n_items x n_items inverse: more than `max_items` items is an error.
-    Users with no training history get train popularity scores instead."""
+    matrix X. Needs a dense n_items x n_items inverse: more than `max_items` items is refused
+    before the run starts (`scale_problem`). Users with no training history get train popularity
+    scores instead."""
 
     param_ranges = {"l2": "(0, inf)", "max_items": "[1, inf)"}
 
@@ -42,13 +43,20 @@ class EASE(Recommender):
         super().__init__(seed)
         self.l2, self.max_items = l2, max_items
 
+    def scale_problem(self, n_users: int, n_items: int, n_interactions: int) -> str | None:
+        """Why this model cannot fit data of this size (None: it can)."""
+        if n_items <= self.max_items:
+            return None
+        return (f"EASE needs a dense {n_items:,} x {n_items:,} inverse (~"
+                f"{n_items ** 2 * 8 / 2 ** 30:.3g} GiB in float64, about 3 copies at the peak), "
+                f"more than max_items = {self.max_items:,}; use itemknn or als for a catalog "
+                f"this large, or raise max_items if the memory is there")
+
     def fit(self, split, dataset) -> None:
         x = split.train.csr()
-        n_items = x.shape[1]
-        if n_items > self.max_items:
-            raise UserError(f"EASE needs a dense {n_items} x {n_items} inverse "
-                            f"(~{n_items ** 2 * 8 / 2 ** 30:.1f} GiB in float64), more than "
-                            f"max_items={self.max_items}; raise max_items or use itemknn/als")
+        problem = self.scale_problem(*x.shape, x.nnz)
+        if problem:
+            raise UserError(problem)
         gram = (x.T @ x).toarray()
         self.weights = torch.from_numpy(ease_weights(gram, float(self.l2)).astype(np.float32))
         self.history = x
@@ -57,7 +65,10 @@ class EASE(Recommender):
     def score(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         hist = self.history[users.long().numpy()]
         idx = items.long()
-        out = torch.from_numpy(hist.toarray()) @ self.weights[:, idx]
+        w = self.weights.numpy()
+        if not all_items(idx, w.shape[1]):
+            w = w[:, idx.numpy()]
+        out = torch.from_numpy(np.asarray(hist @ w))  # sparse history x dense B: no B copy
         cold = torch.from_numpy(np.diff(hist.indptr) == 0)
         if cold.any():
             out[cold] = self.popularity[idx]

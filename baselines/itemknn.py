@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from harness.recommender import Recommender
+from harness.recommender import Recommender, all_items
 
 
 def knn_similarity(x: sp.csr_matrix, k: int, shrink: float,
@@ -56,17 +56,20 @@ class ItemKNN(Recommender):
         self.k, self.shrink = k, shrink
         self.history: sp.csr_matrix | None = None
         self.sim: sp.csc_matrix | None = None
+        self.sim_rows: sp.csr_matrix | None = None
 
     def fit(self, split, dataset) -> None:
         self.history = split.train.csr()
         self.sim = knn_similarity(self.history, self.k, self.shrink).tocsc()
+        self.sim_rows = self.sim.tocsr()  # full ranking: every column, no per-batch slicing
         self.popularity = torch.from_numpy(np.asarray(self.history.sum(0), np.float32).ravel())
 
     def score(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         u = users.long().numpy()
         idx = items.long().numpy()
         hist = self.history[u]
-        out = torch.from_numpy((hist @ self.sim[:, idx]).toarray().astype(np.float32))
+        sim = self.sim_rows if all_items(items, self.sim.shape[1]) else self.sim[:, idx]
+        out = torch.from_numpy((hist @ sim).toarray().astype(np.float32))
         cold = torch.from_numpy(np.diff(hist.indptr) == 0)
         if cold.any():
             out[cold] = self.popularity[torch.from_numpy(idx)]

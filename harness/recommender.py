@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
 from harness.splits.base import Split
@@ -50,3 +51,14 @@ class Recommender:
     def generator(self) -> torch.Generator:
         """A torch CPU generator seeded from `self.seed` (no global RNG state touched)."""
         return torch.Generator().manual_seed(int(self.seed))
+
+
+def all_items(items: torch.Tensor, n_items: int) -> bool:
+    """Whether `items` is every item in index order (0, 1, ..., n_items - 1): full ranking, where
+    a model can use its item-side matrices as they are instead of gathering columns."""
+    if len(items) != n_items:
+        return False
+    if n_items == 0:
+        return True
+    arr = items.numpy() if items.device.type == "cpu" else items.cpu().numpy()
+    return bool(arr[0] == 0 and arr[-1] == n_items - 1 and (np.diff(arr) == 1).all())

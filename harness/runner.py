@@ -60,8 +60,9 @@ def select(suite: Suite, models: list[str] | None, seeds: list[int] | None, run_
 
 
 def preflight(suite: Suite, datasets: dict) -> None:
-    """Checks that need the loaded datasets, before anything is written: each pass's own, and
-    recommenders that declare `needs_timestamps` on datasets without timestamps."""
+    """Checks that need the loaded datasets, before anything is written: each pass's own,
+    recommenders that declare `needs_timestamps` on datasets without timestamps, and models
+    whose `scale_problem(n_users, n_items, n_interactions)` says the data is too large."""
     from harness import registry
     from harness.passes import tables
     from harness.suite import check_datasets
@@ -76,6 +77,14 @@ def preflight(suite: Suite, datasets: dict) -> None:
                     raise SuiteError(suite.file, f"models[{i}].name",
                                      f"'{m.name}' scores from a time-ordered history, but "
                                      f"dataset '{label}' has no timestamps")
+    for i, m in enumerate(suite.models):  # models that cannot scale refuse before the run
+        if hasattr(registry.resolve(m.name), "scale_problem"):
+            model = registry.build(m.name, m.params, 0)
+            for label, ds in datasets.items():
+                problem = model.scale_problem(ds.n_users, ds.n_items, len(ds.interactions))
+                if problem:
+                    raise SuiteError(suite.file, f"models[{i}]",
+                                     f"'{m.label}' on dataset '{label}': {problem}")
 
 
 def _resumable(task: CellTask, prior: dict | None, log) -> bool:
