@@ -126,7 +126,7 @@ class ALS(Recommender):
     never seen in training get zero factors (score 0)."""
 
     param_ranges = {"factors": "[1, 100000]", "l2": "[0, inf)", "alpha": "[0, inf)",
-                    "iterations": "[1, 100000]"}
+                    "iterations": "[1, 100000]", "cg_steps": "[1, 1000]"}
 
     def __init__(self, factors: int = 64, l2: float = 40.0, alpha: float = 5.0,
                  iterations: int = 15, solver: str = "cg", cg_steps: int = 3,

@@ -26,6 +26,8 @@ BUILTINS = {
     "sasrec": "baselines.sasrec:SASRec",
     "null": "baselines.null:Null",
     "recbole": "baselines.recbole:RecBoleRecommender",
+    "implicit": "baselines.implicit_family:ImplicitRecommender",
+    "cornac": "baselines.cornac_family:CornacRecommender",
     "llm-embed": "harness.llm.embed:LLMEmbed",
     "llm-rank": "harness.llm.rank:LLMRank",
 }
