@@ -299,3 +299,50 @@ def test_execution_table_is_checked_at_load():
     spec = parse_suite(raw).execution
     assert spec.for_model("pop").num_gpus == 0.5 and spec.for_model("pop").timeout_s == 60
     assert spec.has_timeouts
+
+
+def test_models_that_cannot_scale_refuse_before_the_run(tmp_path, write_suite, capsys):
+    text = """
+[suite]
+name = "big"
+[[datasets]]
+name = "synthetic"
+n_users = 300
+n_items = 2500
+n_interactions = 40000
+[[splits]]
+protocol = "random_holdout"
+[[models]]
+name = "pop"
+[[models]]
+name = "ease"
+params = {max_items = 2000}
+"""
+    assert _cli(tmp_path, write_suite(text)) == 2
+    err = capsys.readouterr().err
+    assert "[models[1]] 'ease' on dataset 'synthetic': EASE needs a dense 2,500 x 2,500" in err
+    assert "max_items = 2,000" in err and "use itemknn or als" in err
+    assert not (tmp_path / "out" / "big").exists()
+
+
+def test_large_catalog_is_evaluated_in_bounded_memory():
+    """~76k users x ~45k items (those that occur): a dense users x items float32 array would take
+    over 10 GiB; loading, splitting, candidates and the full-ranking evaluation of a seeded
+    1,024-user subset stay far below that (one 256 x 45k scoring batch is 44 MiB)."""
+    from harness.candidates import full_candidates
+    from harness.data import load_dataset
+    from harness.efficiency.memory import PeakMemory
+    from harness.evaluate import evaluate
+    from harness.fitting import fit_model
+    from harness.splits.make import make_split
+    with PeakMemory() as mem:
+        ds = load_dataset("synthetic", n_users=100_000, n_items=50_000,
+                          n_interactions=300_000, seed=0)
+        split = make_split(ds, "random_holdout", {"ratios": [0.8, 0.1, 0.1]}, 0)
+        cand = full_candidates(split, "test", max_users=1024)
+        model = fit_model("pop", {}, 0, split, FitOptions())
+        ev = evaluate(model.score, cand, [10], ["ndcg", "recall"], 256, keep_top=True,
+                      model=model)
+    assert ds.n_users * ds.n_items * 4 > 10 * 2 ** 30
+    assert len(ev.users) == 1024 and ev.top_items.shape == (1024, 10)
+    assert mem.result()["peak_mb"] < 1024
