@@ -65,7 +65,7 @@ def preflight(suite: Suite, datasets: dict) -> None:
     whose `scale_problem(n_users, n_items, n_interactions)` says the data is too large."""
     from harness import registry
     from harness.passes import tables
-    from harness.suite import check_datasets
+    from harness.dataset_checks import check_datasets
     check_datasets(suite, datasets)  # k, sampled / rerank sizes within catalogs; timestamps
     for table, p in tables().items():
         if table in suite.passes:
