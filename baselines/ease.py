@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import scipy.linalg as sl
 import torch
 
 from harness.errors import UserError
 from harness.recommender import Recommender, all_items
+
+SERIAL_BELOW = 2048  # items: smaller Cholesky factorizations run on one BLAS thread
+
+
+def serial_blas():
+    """BLAS pools limited to one thread inside the block (no-op without threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1, "blas")
 
 
 def ease_weights(gram: np.ndarray, l2: float) -> np.ndarray:
@@ -16,13 +29,17 @@ def ease_weights(gram: np.ndarray, l2: float) -> np.ndarray:
 
     G + l2 I is symmetric positive definite for l2 > 0, so P comes from one Cholesky
     factorization and its triangular inverse (LAPACK potrf + potri, float64: about half the
-    flops of a general inverse), in place in one float64 copy of G."""
+    flops of a general inverse), in place in one float64 copy of G. Below `SERIAL_BELOW` items
+    BLAS runs on one thread for it (restored after): such a factorization takes a fraction of
+    a second, and parallel BLAS mostly adds synchronization there, which a busy machine turns
+    into seconds."""
     n = gram.shape[0]
     g = np.array(gram, dtype=np.float64, order="F")  # the only n x n copy
     g.flat[::n + 1] += l2
-    c, info = sl.lapack.dpotrf(g, lower=False, clean=False, overwrite_a=True)
-    if info == 0:
-        c, info = sl.lapack.dpotri(c, lower=False, overwrite_c=True)
+    with serial_blas() if n < SERIAL_BELOW else contextlib.nullcontext():
+        c, info = sl.lapack.dpotrf(g, lower=False, clean=False, overwrite_a=True)
+        if info == 0:
+            c, info = sl.lapack.dpotri(c, lower=False, overwrite_c=True)
     if info != 0:
         raise UserError(f"EASE: XᵀX + l2 I is not positive definite (LAPACK info {info}); "
                         f"use l2 > 0 (got {l2})")
@@ -31,6 +48,8 @@ def ease_weights(gram: np.ndarray, l2: float) -> np.ndarray:
     c /= -np.diag(c).copy()[None, :]
     c.flat[::n + 1] = 0.0
     return c
+
+
 class EASE(Recommender):
     """score(u, ·) = x_u B with B = I - P/diag(P), P = (XᵀX + l2 I)^-1 on the binary training
     matrix X. Needs a dense n_items x n_items inverse: more than `max_items` items is refused

@@ -75,7 +75,7 @@ class ImplicitRecommender(PeerRecommender):
         lib = check_params(shown, {k: v for k, v in params.items() if k not in OWN}, defaults,
                            FIXED)
         spec = {"name": name, "library": f"implicit {implicit.__version__}", "class": klass,
-                "gpu": gpu, "device": device}
+                "accepts": set(defaults), "gpu": gpu, "device": device}
         return spec, lib
 
     def _use_gpu(self) -> bool:
