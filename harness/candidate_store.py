@@ -13,6 +13,7 @@ from harness.errors import CacheError
 from harness.evaluate import evaluate
 from harness.fitting import fit_model
 from harness.io import write_npz
+from harness.names import file_part
 from harness.options import FitOptions
 from harness.splits.base import Split
 from harness.suite import CandidateSpec, Suite
@@ -103,7 +104,7 @@ class CandidateStore:
         params = {"first_stage": first.label, "recommender": first.name,
                   "model_params": first.params, "m": p["m"], "seed": seed,
                   "max_users": p["max_users"]}
-        path = self.run_dir / "candidates" / ("__".join(str(k) for k in key) + ".npz")
+        path = self.run_dir / "candidates" / ("__".join(file_part(k) for k in key) + ".npz")
         if path.exists():
             users, lists, _ = _load(path)
             return lists_from_top("rerank", split, target, users, lists, spec.label, params)

@@ -16,6 +16,7 @@ from harness.executors.schedule import Scheduler
 from harness import identity
 from harness.identity import cell_identity, changes
 from harness.manifest import build_manifest, write_manifest
+from harness.names import dir_name_problem
 from harness.options import FitOptions
 from harness.progress import bar
 from harness.results import consolidate, write_leaderboard
@@ -112,6 +113,8 @@ def run_suite(suite: Suite, out: Path = Path("results"), models: list[str] | Non
     started = time.time()
     identity.clear()
     cache_dir = Path(cache_dir) if cache_dir else Path(out) / ".cache"
+    if run_id is not None and dir_name_problem(run_id):
+        raise UserError(f"run id: {dir_name_problem(run_id)}")
     run_dir = Path(out) / suite.name / (run_id or default_run_id(suite))
     options = FitOptions(cache_dir=cache_dir / "embeddings", use_cache=use_cache, quiet=quiet)
     tasks = select(suite, models, seeds, run_dir.name, run_dir, cache_dir, options, save_runs)
