@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from harness.llm.likelihood import cached_scores, naive_scores
+from harness.llm.likelihood import batched_scores, cached_scores, naive_scores
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +43,42 @@ def test_sum_and_mean_rank_differently(tiny_lm):
     m = cached_scores(tiny_lm, prompt, cands, how="mean")
     assert s[1] < s[0]  # longer continuations accumulate more negative log-likelihood
     assert m[1] == pytest.approx(s[1].item() / 6, abs=1e-6)
+
+
+def _users(g, prompt_lens, cand_lens):
+    prompts = [torch.randint(1, 97, (n,), generator=g).tolist() for n in prompt_lens]
+    cands = [[torch.randint(1, 97, (n,), generator=g).tolist() for n in lens]
+             for lens in cand_lens]
+    return prompts, cands
+
+
+@pytest.mark.parametrize("how", ["mean", "sum"])
+@pytest.mark.parametrize("budget,pack", [(4096, 384), (40, 6), (1, 1)])
+def test_batched_across_users_equals_manual(tiny_lm, how, budget, pack):
+    """Several users in one call: prompts of different lengths (right padding, position ids),
+    1-token candidates (scored from the prompt only), users split over groups (small budget)
+    and candidates over several packed rows (small pack), a user with no candidates."""
+    g = torch.Generator().manual_seed(2)
+    prompts, cands = _users(g, (23, 5, 40, 11, 7),
+                            [(1, 2, 5, 9), (4, 7, 3), (1,), (6, 6, 2, 8, 1, 3), ()])
+    out = batched_scores(tiny_lm, prompts, cands, how, 0, budget, pack)
+    assert [len(s) for s in out] == [len(c) for c in cands]
+    for p, cs, s in zip(prompts, cands, out):
+        ref = torch.tensor([_manual(tiny_lm, p, c, how) for c in cs], dtype=torch.float64)
+        assert s.dtype == torch.float64
+        assert torch.allclose(s, ref, atol=1e-5), (s, ref)
+
+
+def test_batched_is_independent_of_the_other_users(tiny_lm):
+    """A user's scores do not depend on who shares the batch (padding is fully masked)."""
+    g = torch.Generator().manual_seed(3)
+    prompts, cands = _users(g, (9, 31, 18), [(3, 4, 2), (5, 1, 6), (2, 2, 7)])
+    together = batched_scores(tiny_lm, prompts, cands)
+    for u in range(3):
+        alone = batched_scores(tiny_lm, [prompts[u]], [cands[u]])[0]
+        assert torch.allclose(together[u], alone, atol=1e-6)
+
+
+def test_batched_needs_a_decoder_and_output_projection(tiny_lm):
+    with pytest.raises(TypeError, match="naive_scores"):
+        batched_scores(tiny_lm.model, [[1, 2]], [[[3, 4]]])

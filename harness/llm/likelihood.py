@@ -1,6 +1,27 @@
-"""Log-likelihood of candidate continuations given a shared prompt, with and without KV reuse."""
+"""Log-likelihood of candidate continuations given a prompt.
+
+Three scorers with one definition, score = mean (or sum) over the candidate's tokens of
+log p(token | prompt, previous candidate tokens):
+
+- `batched_scores`: several users per forward. Their prompts are right-padded into one batch
+  (attention mask + position ids), the prompt KV cache is kept, and each user's candidates are
+  packed into one row after it (block-causal 4D mask, positions restarting at the prompt
+  length for every candidate), so the prompt is encoded once and shared by its candidates with
+  no padding between them. Only the hidden states at scored positions go through the output
+  projection (no full-vocabulary logits for prompt or padding positions), and a candidate's
+  last token is never fed (its output predicts nothing that is scored).
+- `cached_scores`: the earlier one-user path (prompt once, candidates as padded rows over the
+  expanded prompt cache, full logits everywhere); kept as the benchmark's "before".
+- `naive_scores`: the reference, each candidate as one full sequence prompt + candidate.
+
+The batched path needs `model.base_model` (the decoder) and `model.get_output_embeddings()`
+(the output projection), with logits = projection(hidden) [tanh soft-capped when the config
+sets `final_logit_softcapping`]: true of Llama/Mistral/Qwen/Gemma-style causal LMs.
+"""
 
 from __future__ import annotations
+
+import inspect
 
 import torch
 from transformers import DynamicCache
@@ -21,16 +42,189 @@ def _aggregate(token_lp: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Te
     return total if how == "sum" else total / mask.sum(1).clamp(min=1)
 
 
+def model_device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _cache_arg(module) -> str:
+    """The forward keyword for a KV cache: `cache` (transformers >= 5.2x), else the older
+    `past_key_values`."""
+    return "cache" if "cache" in inspect.signature(module.forward).parameters \
+        else "past_key_values"
+
+
+def _out_cache(out):
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
+# ------------------------------------------------------------------ batched (across users)
+
+def _parts(model):
+    """(decoder body, output projection, logit soft-cap or None)."""
+    body = getattr(model, "base_model", None)
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if body is None or body is model or head is None:
+        raise TypeError(f"{type(model).__name__} has no separate decoder (base_model) and "
+                        "output projection (get_output_embeddings); use naive_scores")
+    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") \
+        else model.config
+    return body, head, getattr(cfg, "final_logit_softcapping", None)
+
+
+def _logits(head, cap, hidden: torch.Tensor) -> torch.Tensor:
+    logits = head(hidden).float()
+    return torch.tanh(logits / cap) * cap if cap else logits
+
+
+def _token_logprobs(head, cap, hidden: torch.Tensor, targets: torch.Tensor,
+                    chunk: int) -> torch.Tensor:
+    """log p(targets[n] | hidden[n]) = logit[target] - logsumexp(logits), `chunk` rows of
+    full-vocabulary logits at a time."""
+    out = torch.empty(len(targets), dtype=torch.float32, device=hidden.device)
+    for s in range(0, len(targets), chunk):
+        logits = _logits(head, cap, hidden[s:s + chunk])
+        out[s:s + chunk] = (logits.gather(1, targets[s:s + chunk, None]).squeeze(1)
+                            - torch.logsumexp(logits, -1))
+    return out
+
+
+def _groups(lengths: list[int], order: list[int], budget: int) -> list[list[int]]:
+    """Consecutive runs of `order` whose padded size (count x longest) stays within `budget`
+    (a single over-long member forms its own group)."""
+    groups, cur, longest = [], [], 0
+    for i in order:
+        top = max(longest, lengths[i])
+        if cur and top * (len(cur) + 1) > budget:
+            groups.append(cur)
+            cur, top = [], lengths[i]
+        cur.append(i)
+        longest = top
+    if cur:
+        groups.append(cur)
+    return groups
+
+
+def _packs(cands: list[list[int]], pack_tokens: int) -> list[list[int]]:
+    """Candidate indices (those with >= 2 tokens) split in order into packs of at most
+    `pack_tokens` fed tokens (len - 1 each; a longer candidate gets a pack of its own)."""
+    packs, cur, size = [], [], 0
+    for ci, c in enumerate(cands):
+        n = len(c) - 1
+        if n <= 0:
+            continue
+        if cur and size + n > pack_tokens:
+            packs.append(cur)
+            cur, size = [], 0
+        cur.append(ci)
+        size += n
+    if cur:
+        packs.append(cur)
+    return packs
+
+
+def _pack_rows(rows, cands, n_prompt, offsets, device):
+    """Tensors for packed candidate rows: ids, position ids, block-causal candidate mask,
+    next-token targets and the flat candidate index owning each position (-1 = padding)."""
+    width = max(sum(len(cands[g][ci]) - 1 for ci in pack) for g, pack in rows)
+    shape = (len(rows), width)
+    ids, pos = torch.zeros(shape, dtype=torch.long), torch.zeros(shape, dtype=torch.long)
+    seg, tgt = torch.full(shape, -1, dtype=torch.long), torch.full(shape, -1, dtype=torch.long)
+    owner = torch.full(shape, -1, dtype=torch.long)
+    for r, (g, pack) in enumerate(rows):
+        off = 0
+        for k, ci in enumerate(pack):
+            c = torch.tensor(cands[g][ci])
+            n = len(c) - 1
+            ids[r, off:off + n], tgt[r, off:off + n] = c[:-1], c[1:]
+            pos[r, off:off + n] = n_prompt[g] + torch.arange(n)
+            seg[r, off:off + n], owner[r, off:off + n] = k, offsets[g] + ci
+            off += n
+    causal = torch.ones((width, width), dtype=torch.bool).tril()
+    same = (seg[:, :, None] == seg[:, None, :]) & (seg[:, None, :] >= 0) & causal
+    return (ids.to(device), pos.to(device), same.to(device), tgt.to(device), owner.to(device))
+
+
+@torch.inference_mode()
+def batched_scores(model, prompts: list[list[int]], cands: list[list[list[int]]],
+                   how: str = "mean", pad_id: int = 0, token_budget: int = 2048,
+                   pack_tokens: int = 384, head_chunk: int = 512) -> list[torch.Tensor]:
+    """Per user u, a (len(cands[u]),) float64 tensor on the model's device: the score of each
+    of its candidates given prompts[u] (same definition as `naive_scores`). Users are grouped
+    (by prompt length) so that users x longest prompt <= `token_budget`; each group's packed
+    candidate rows are run in chunks of rows x longest row <= `token_budget`."""
+    device = model_device(model)
+    body, head, cap = _parts(model)
+    cache_kw = _cache_arg(body)
+    out: list[torch.Tensor | None] = [None] * len(prompts)
+    order = sorted(range(len(prompts)), key=lambda u: len(prompts[u]))
+    for group in _groups([len(p) for p in prompts], order, token_budget):
+        g_cands = [cands[u] for u in group]
+        offsets, total = [], 0
+        for c in g_cands:
+            offsets.append(total)
+            total += len(c)
+        ids, mask = _pad([prompts[u] for u in group], pad_id, device)
+        n_prompt = mask.sum(1)
+        res = body(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1)
+                   .clamp(min=0), use_cache=True)
+        kv = [(layer.keys, layer.values) for layer in _out_cache(res).layers]
+        last = res.last_hidden_state[torch.arange(len(group), device=device), n_prompt - 1]
+        del res
+        # first candidate token: from each prompt's last position
+        owner0 = torch.tensor([g for g, c in enumerate(g_cands) for _ in c], dtype=torch.long,
+                              device=device)
+        first = torch.tensor([c[0] for cs in g_cands for c in cs], dtype=torch.long,
+                             device=device)
+        logits = _logits(head, cap, last)
+        score = logits[owner0, first] - torch.logsumexp(logits, -1)[owner0]
+        del logits
+        # the other tokens: packed candidate rows over the shared prompt cache
+        rows = [(g, pack) for g, cs in enumerate(g_cands) for pack in _packs(cs, pack_tokens)]
+        sizes = [sum(len(g_cands[g][ci]) - 1 for ci in pack) for g, pack in rows]
+        prompt_ok = mask.bool()
+        for chunk in _groups(sizes, list(range(len(rows))), token_budget):
+            chunk_rows = [rows[i] for i in chunk]
+            users = [g for g, _ in chunk_rows]
+            c_ids, c_pos, same, tgt, owner = _pack_rows(chunk_rows, g_cands, n_prompt.tolist(),
+                                                       offsets, device)
+            if users == list(range(len(group))):
+                cache = DynamicCache(kv)
+                p_ok = prompt_ok
+            else:
+                sel = torch.tensor(users, device=device)
+                cache = DynamicCache([(k.index_select(0, sel), v.index_select(0, sel))
+                                      for k, v in kv])
+                p_ok = prompt_ok.index_select(0, sel)
+            width = c_ids.shape[1]
+            attn = torch.cat([p_ok[:, None, :].expand(-1, width, -1), same], 2)[:, None]
+            hidden = body(input_ids=c_ids, attention_mask=attn, position_ids=c_pos,
+                          use_cache=True, **{cache_kw: cache}).last_hidden_state
+            keep = tgt >= 0
+            lp = _token_logprobs(head, cap, hidden[keep], tgt[keep], head_chunk)
+            score.index_add_(0, owner[keep], lp)
+            del hidden, cache
+        if how == "mean":
+            score = score / torch.tensor([len(c) for cs in g_cands for c in cs], device=device)
+        score = score.double()
+        for g, u in enumerate(group):
+            out[u] = score[offsets[g]:offsets[g] + len(g_cands[g])]
+    return out
+
+
+# ------------------------------------------------------------------ one user (before), reference
+
 @torch.inference_mode()
 def cached_scores(model, prompt: list[int], cands: list[list[int]], batch_size: int = 32,
                   how: str = "mean", pad_id: int = 0) -> torch.Tensor:
     """Score = mean (or sum) over candidate tokens of log p(token | prompt, previous tokens).
     The prompt is encoded once; its KV cache is shared (expanded, not copied) by every batch of
     candidates, and the first candidate token is scored from the prompt's last logits."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     out = model(input_ids=torch.tensor([prompt], device=device), use_cache=True)
     first_lp = out.logits[0, -1].float().log_softmax(-1)
-    kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+    kv = [(layer.keys, layer.values) for layer in _out_cache(out).layers]
+    cache_kw = _cache_arg(model)
     n_prompt = len(prompt)
     scores = []
     for start in range(0, len(cands), batch_size):
@@ -41,7 +235,7 @@ def cached_scores(model, prompt: list[int], cands: list[list[int]], batch_size: 
         attn = torch.cat([torch.ones((b, n_prompt), dtype=torch.long, device=device), mask], 1)
         pos = (n_prompt + torch.arange(t, device=device)).expand(b, -1)
         logits = model(input_ids=ids, attention_mask=attn, position_ids=pos,
-                       past_key_values=cache, use_cache=True).logits
+                       use_cache=True, **{cache_kw: cache}).logits
         lp = torch.empty((b, t), device=device)
         lp[:, 0] = first_lp[ids[:, 0]]
         if t > 1:
@@ -56,7 +250,7 @@ def naive_scores(model, prompt: list[int], cands: list[list[int]], batch_size: i
                  how: str = "mean", pad_id: int = 0) -> torch.Tensor:
     """The reference: each candidate scored as one full sequence prompt + candidate (right
     padded, no cache reuse). Same definition as `cached_scores`."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     n_prompt = len(prompt)
     scores = []
     for start in range(0, len(cands), batch_size):
