@@ -180,3 +180,33 @@ name = "pop"
     assert info["users_scored"] == 3 and info["candidate_tokens"] > 0
     hit5 = res.metrics[(res.metrics.metric == "hit") & (res.metrics.k == 5)]
     assert (hit5.value == 1.0).all()  # 5 candidates, k = 5: the positive is always in the list
+
+
+def test_llm_rank_batched_users_equal_naive_and_counters(ranker, ml100k):
+    """score_candidates over several users in one batch (different prompt lengths) equals the
+    naive full-sequence reference per user; the work counters add up; the parameter count is
+    SmolLM2-135M's from its config (tied input/output embeddings counted once)."""
+    from harness.llm.likelihood import naive_scores
+    rng = np.random.default_rng(1)
+    users = torch.tensor([3, 42, 100])
+    lists = torch.from_numpy(rng.choice(ml100k.n_items, (3, 5), replace=False).astype(np.int64))
+    before = dict(ranker.info)
+    s = ranker.score_candidates(users, lists)
+    assert s.shape == (3, 5) and s.dtype == torch.float64
+    assert len({len(ranker.prompt_ids(int(u))) for u in users}) > 1  # padding is exercised
+    for row, (u, items) in enumerate(zip(users.tolist(), lists.tolist())):
+        ref = naive_scores(ranker.lm, ranker.prompt_ids(u), [ranker.item_ids[i] for i in items],
+                           5, "mean", ranker.tok.pad_token_id)
+        assert torch.allclose(s[row].cpu(), ref, atol=1e-3)
+    assert ranker.info["users_scored"] - before["users_scored"] == 3
+    assert ranker.info["prompt_tokens"] - before["prompt_tokens"] == sum(
+        len(ranker.prompt_ids(u)) for u in users.tolist())
+    assert ranker.info["candidate_tokens"] - before["candidate_tokens"] == sum(
+        len(ranker.item_ids[i]) for i in lists.flatten().tolist())
+    c = ranker.lm.config
+    kv = c.num_key_value_heads * c.head_dim
+    layer = (2 * c.hidden_size * c.hidden_size + 2 * c.hidden_size * kv
+             + 3 * c.hidden_size * c.intermediate_size + 2 * c.hidden_size)
+    expected = c.vocab_size * c.hidden_size + c.num_hidden_layers * layer + c.hidden_size
+    assert ranker.info["model_params"] == expected == 134_515_008
+    assert ranker.info["model_embedding_params"] == c.vocab_size * c.hidden_size

@@ -57,11 +57,23 @@ def resolve_model(name: str) -> ModelRef:
     return ModelRef(name, name, None, local=False)
 
 
-def select_device(device: str = "auto") -> torch.device:
-    """'auto' -> CUDA when present, else CPU; otherwise the named device."""
+def select_device(device: str = "auto", fallback: str | None = None) -> torch.device:
+    """'auto' -> `fallback` (the harness's fit-options device) when given, else CUDA when
+    present, else CPU; otherwise the named device."""
     if device == "auto":
+        if fallback:
+            return torch.device(fallback)
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def param_counts(model) -> dict:
+    """{'model_params': distinct parameters (tied weights counted once), 'model_embedding_params':
+    those of the input embedding table (a lookup, not a matmul; with tied weights the same
+    table is also the output projection)}."""
+    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    return {"model_params": int(sum(p.numel() for p in model.parameters())),
+            "model_embedding_params": int(emb.weight.numel()) if emb is not None else 0}
 
 
 def select_dtype(device: torch.device, dtype: str = "auto") -> torch.dtype:

@@ -8,8 +8,8 @@ import time
 import numpy as np
 import torch
 
-from harness.llm.likelihood import cached_scores, naive_scores
-from harness.llm.loading import load_causal_lm, select_device
+from harness.llm.likelihood import batched_scores, naive_scores
+from harness.llm.loading import load_causal_lm, param_counts, select_device
 from harness.llm.prompts import messages, render
 from harness.llm.text import item_texts, user_attributes_text, user_histories
 from harness.perturb.view import view_dataset, view_item_texts, view_user_text
@@ -23,8 +23,12 @@ class LLMRank(Recommender):
     (history -> next item) examples drawn, seeded by (seed, user), from other users' train data.
     A prompt longer than `max_prompt_tokens` (or the model's context minus the longest candidate)
     drops the oldest history items first, then shots; truncations are counted in `info`.
-    The prompt is encoded once per user and its KV cache reused for all candidates
-    (`prefix_cache = false` scores each candidate as a full sequence, the reference path).
+    Scoring (`prefix_cache = true`, see `likelihood.batched_scores`): the prompts of several
+    users go through the model in one batch, each prompt's KV cache is shared by its
+    candidates (packed into one row after it), and only scored positions reach the output
+    projection; a forward holds at most `token_budget` tokens (0: 2048 on CPU, 32768 on CUDA),
+    a packed row at most `pack_tokens`. `prefix_cache = false` scores each candidate as a full
+    sequence, `batch_size` candidates per forward (the reference path).
     Users with no train history get a generic cold prompt (counted in `info["cold_users"]`)."""
 
     uses_text = True
@@ -32,22 +36,28 @@ class LLMRank(Recommender):
     def __init__(self, model: str = "smollm2-135m", template: str = "auto", history_len: int = 10,
                  shots: int = 0, aggregate: str = "mean", max_prompt_tokens: int = 1024,
                  batch_size: int = 32, prefix_cache: bool = True, user_attributes: bool = False,
-                 device: str = "auto", dtype: str = "auto", allow_download: bool = False,
-                 seed: int = 0):
+                 token_budget: int = 0, pack_tokens: int = 384, device: str = "auto",
+                 dtype: str = "auto", allow_download: bool = False, seed: int = 0):
         super().__init__(seed)
         if aggregate not in ("mean", "sum"):
             raise ValueError(f"aggregate must be 'mean' or 'sum', got '{aggregate}'")
+        if token_budget < 0 or pack_tokens < 1:
+            raise ValueError(f"token_budget must be >= 0 and pack_tokens >= 1, got "
+                             f"{token_budget} and {pack_tokens}")
         self.model_name, self.template, self.history_len, self.shots = (model, template,
                                                                          history_len, shots)
         self.aggregate, self.max_prompt_tokens, self.batch_size = (aggregate, max_prompt_tokens,
                                                                    batch_size)
         self.prefix_cache, self.user_attributes = prefix_cache, user_attributes
+        self.token_budget, self.pack_tokens = token_budget, pack_tokens
         self.device_pref, self.dtype, self.allow_download = device, dtype, allow_download
         self.device = str(select_device(device))
         self.info: dict = {}
 
     def fit(self, split, dataset) -> None:
-        self.tok, self.lm = load_causal_lm(self.model_name, self.device_pref, self.dtype,
+        opts = getattr(self, "fit_options", None)
+        self.device = str(select_device(self.device_pref, getattr(opts, "device", None)))
+        self.tok, self.lm = load_causal_lm(self.model_name, self.device, self.dtype,
                                            self.allow_download, self.runtime.get("quiet", False))
         self.texts, template = item_texts(dataset, self.template)
         end = self.tok.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in self.tok.get_vocab() \
@@ -63,7 +73,9 @@ class LLMRank(Recommender):
         self.info = {"model": self.model_name, "template": template, "prompt_budget": self.budget,
                      "cold_users": 0, "truncated_users": 0, "dropped_shots_users": 0,
                      "prompt_tokens": 0, "candidate_tokens": 0, "users_scored": 0,
-                     "score_s": 0.0}
+                     "score_s": 0.0, "device": self.device,
+                     "dtype": str(next(self.lm.parameters()).dtype).replace("torch.", ""),
+                     **param_counts(self.lm)}
         self._prompts: dict[int, list[int]] = {}
         self._clean = {"texts": self.texts, "item_ids": self.item_ids, "hist": self.hist,
                        "dataset": dataset, "template": template, "end": end}
@@ -141,21 +153,35 @@ class LLMRank(Recommender):
         self._prompts[user] = ids
         return ids
 
-    def _score_user(self, user: int, items: list[int]) -> torch.Tensor:
-        prompt = self.prompt_ids(user)
-        cands = [self.item_ids[i] for i in items]
-        fn = cached_scores if self.prefix_cache else naive_scores
+    def _budget(self) -> int:
+        return self.token_budget or (32768 if self.device.startswith("cuda") else 2048)
+
+    def _score_users(self, users: list[int], lists: list[list[int]]) -> torch.Tensor:
+        """(len(users), C) scores on the model's device, lists[r] = user r's candidates."""
+        prompts = [self.prompt_ids(u) for u in users]
+        cands = [[self.item_ids[i] for i in items] for items in lists]
+        pad = self.tok.pad_token_id
         t0 = time.perf_counter()
-        s = fn(self.lm, prompt, cands, self.batch_size, self.aggregate, self.tok.pad_token_id)
+        if self.prefix_cache:
+            rows = batched_scores(self.lm, prompts, cands, self.aggregate, pad, self._budget(),
+                                  self.pack_tokens)
+        else:
+            rows = [naive_scores(self.lm, p, c, self.batch_size, self.aggregate, pad)
+                    for p, c in zip(prompts, cands)]
+        out = torch.stack(rows).to(self.device)
         self.info["score_s"] = round(self.info["score_s"] + time.perf_counter() - t0, 4)
-        self.info["users_scored"] += 1
-        self.info["prompt_tokens"] += len(prompt) * (1 if self.prefix_cache else len(cands))
-        self.info["candidate_tokens"] += sum(len(c) for c in cands)
-        return s
+        self.info["users_scored"] += len(users)
+        self.info["prompt_tokens"] += sum(len(p) * (1 if self.prefix_cache else len(c))
+                                          for p, c in zip(prompts, cands))
+        self.info["candidate_tokens"] += sum(len(c) for cs in cands for c in cs)
+        return out
+
+    def _score_user(self, user: int, items: list[int]) -> torch.Tensor:
+        return self._score_users([user], [items])[0]
 
     def score_candidates(self, users: torch.Tensor, lists: torch.Tensor) -> torch.Tensor:
-        return torch.stack([self._score_user(int(u), row.tolist())
-                            for u, row in zip(users, lists)])
+        return self._score_users([int(u) for u in users], lists.tolist())
 
     def score(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return torch.stack([self._score_user(int(u), items.tolist()) for u in users])
+        row = items.tolist()
+        return self._score_users([int(u) for u in users], [row] * len(users))
