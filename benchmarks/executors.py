@@ -6,11 +6,11 @@ Ray tasks on a locally started Ray, and the per-cell overhead of each executor.
 
 Every run uses a fresh run directory (nothing resumed) and one shared split cache (warmed before
 the timed runs). Wall times include starting the workers (and Ray); the Ray start itself is
-timed on its own as well. The per-cell overhead comes from a suite of `--overhead-cells` cells of
-the `null` model on the same data (fit and scoring cost next to nothing there): (wall of the
-executor - wall in-process) / cells, with the Ray start taken out. Ratios are against the
-in-process run of the same invocation; timings on a shared machine are noisy, and the metrics of
-every run are checked to be identical to the in-process run's.
+timed on its own as well. The per-cell overhead is the marginal cost of a cell of the `null`
+model on a tiny synthetic dataset, run one at a time (in-process, 1 worker process, Ray with 1
+CPU): (wall of 2N cells - wall of N cells) / N, minus the in-process figure. Ratios are against
+the in-process run of the same invocation; timings on a shared machine are noisy, and the
+metrics of every run are checked to be identical to the in-process run's.
 """
 
 from __future__ import annotations
@@ -63,21 +63,19 @@ def _ray_start_s() -> float | None:
     return started
 
 
-def _import_s() -> float:
-    """Seconds a fresh interpreter takes to import what a worker process imports first."""
-    import subprocess
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import torch, pandas, harness.cell, "
-                    "harness.executors.worker"], check=True)
-    return time.perf_counter() - t0
+def _null_suite(cells: int):
+    """`cells` cells (seeds) of the null model on a tiny synthetic dataset: the cell's own work
+    is a few milliseconds, so what a cell costs beyond that is the executor's overhead."""
+    from harness.suite import parse_suite
+    return parse_suite({"suite": {"name": "overhead", "seeds": list(range(cells))},
+                        "datasets": [{"name": "synthetic", "n_users": 50, "n_items": 30,
+                                      "n_interactions": 400}],
+                        "splits": [{"protocol": "random_holdout"}],
+                        "models": [{"name": "null"}]}, "<overhead>")
 
 
-def _null_suite(suite, cells: int):
-    raw = dict(suite.raw)
-    raw["suite"] = {**raw["suite"], "name": "overhead", "seeds": list(range(cells))}
-    raw["models"] = [{"name": "null"}]
-    raw.pop("execution", None)
-    return parse_suite(raw, "<overhead>")
+OVERHEAD = [("in-process", {}), ("1 worker process", {"workers": 1, "force_process": True}),
+            ("ray, 1 CPU", {"executor": "ray", "workers": 1})]
 
 
 def main() -> int:
@@ -93,7 +91,7 @@ def main() -> int:
           f"cores // N, in a Ray task its num_cpus (1)")
     with tempfile.TemporaryDirectory(prefix="bench-exec-") as tmp:
         root, cache = Path(tmp), Path(tmp) / "cache"
-        run_suite(_null_suite(suite, 1), root / "warm", quiet=True, cache_dir=cache)
+        run_suite(suite, root / "warm", quiet=True, cache_dir=cache, models=[suite.models[0].label])
         rows, ref = [], None
         for name, kwargs in configs:
             wall, res = _run(suite, root, cache, name, kwargs)
@@ -108,23 +106,19 @@ def main() -> int:
         print(f"\n{suite.name}: {rows[0]['cells']} cells")
         print(pd.DataFrame(rows).to_string(index=False))
         ray_start = None if args.skip_ray else _ray_start_s()
-        imports = _import_s()
-        null = _null_suite(suite, args.overhead_cells)
-        over = []
-        base = None
-        for name, kwargs in configs:
-            wall, res = _run(null, root / "null", cache, name, kwargs)
-            start = ((ray_start or 0.0) if "ray" in name
-                     else imports if "process" in name else 0.0)
-            base = base if base is not None else wall
-            over.append({"executor": name, "cells": res.manifest["n_cells"],
-                         "wall_s": round(wall, 2), "startup_s": round(start, 2),
-                         "overhead_per_cell_ms": round(1000 * (wall - start - base)
-                                                       / res.manifest["n_cells"], 1)})
-        print(f"\nper-cell overhead ({args.overhead_cells} cells of the null model; "
-              f"in-process = 0 by definition; startup taken out: Ray start measured alone "
-              f"{'-' if ray_start is None else f'{ray_start:.1f} s'}, worker imports measured "
-              f"in a fresh interpreter {imports:.1f} s)")
+        n, over, base = args.overhead_cells, [], None
+        for name, kwargs in [c for c in OVERHEAD if not (args.skip_ray and "ray" in c[0])]:
+            w1, _ = _run(_null_suite(n), root / "null1", cache, name, kwargs)
+            w2, _ = _run(_null_suite(2 * n), root / "null2", cache, name, kwargs)
+            per_cell = (w2 - w1) / n  # the startups cancel out
+            base = per_cell if base is None else base
+            over.append({"executor": name, f"wall_{n}_cells_s": round(w1, 2),
+                         f"wall_{2 * n}_cells_s": round(w2, 2),
+                         "per_cell_ms": round(1000 * per_cell, 1),
+                         "overhead_vs_in_process_ms": round(1000 * (per_cell - base), 1)})
+        print(f"\nmarginal cost of a cell, one cell at a time (null model on 50 users x 30 "
+              f"items; (wall of {2 * n} cells - wall of {n}) / {n}, so startups cancel; a "
+              f"local Ray start alone took {'-' if ray_start is None else f'{ray_start:.1f} s'})")
         print(pd.DataFrame(over).to_string(index=False))
     return 0
 
