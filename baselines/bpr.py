@@ -12,17 +12,23 @@ from harness.recommender import Recommender
 
 
 def sample_negatives(users: torch.Tensor, pos_keys: torch.Tensor, n_items: int,
-                     gen: torch.Generator, rounds: int = 5) -> torch.Tensor:
+                     gen: torch.Generator, rounds: int = 5,
+                     seen: torch.Tensor | None = None) -> torch.Tensor:
     """One uniformly drawn item per entry of `users`, redrawn (up to `rounds` times) where it
-    hits a training positive; `pos_keys` = sorted user * n_items + item of the positives."""
+    hits a training positive; `pos_keys` = sorted user * n_items + item of the positives, or
+    `seen`, a flat boolean table indexed by those keys (same draws, a lookup per key instead of
+    a binary search)."""
     neg = torch.randint(n_items, users.shape, generator=gen)
     if len(pos_keys) == 0:
         return neg
     todo = torch.arange(len(users))
     for _ in range(rounds):
         keys = users[todo] * n_items + neg[todo]
-        at = torch.searchsorted(pos_keys, keys).clamp(max=len(pos_keys) - 1)
-        todo = todo[pos_keys[at] == keys]
+        if seen is not None:
+            todo = todo[seen[keys]]
+        else:
+            at = torch.searchsorted(pos_keys, keys).clamp(max=len(pos_keys) - 1)
+            todo = todo[pos_keys[at] == keys]
         if len(todo) == 0:
             break
         neg[todo] = torch.randint(n_items, todo.shape, generator=gen)
@@ -30,26 +36,33 @@ def sample_negatives(users: torch.Tensor, pos_keys: torch.Tensor, n_items: int,
 
 
 def bpr_gradients(p: torch.Tensor, q: torch.Tensor, u: torch.Tensor, i: torch.Tensor,
-                  j: torch.Tensor, l2: float) -> tuple[torch.Tensor, torch.Tensor]:
+                  j: torch.Tensor, l2: float, chunk_elems: int = 1 << 15
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradients w.r.t. p and q of the batch loss
     L = -mean_b log σ(x_b) + l2 (Σ|p_u|² + Σ|q_i|² + Σ|q_j|²) / n, x_b = p_uᵀ (q_i - q_j),
     written out by hand: ∂L/∂x_b = -(1 - σ(x_b)) / n (torch's own log-sigmoid derivative
     kernel), ∂L/∂p_u = ∂L/∂x_b (q_i - q_j) + 2 l2 p_u / n, ∂L/∂q_i = ∂L/∂x_b p_u + 2 l2 q_i / n,
-    ∂L/∂q_j = -∂L/∂x_b p_u + 2 l2 q_j / n, summed per row with index_add (in batch order, as
-    autograd's index_select backward does, so the result is the same to the last bit)."""
-    n = len(u)
-    pu, qi, qj = p.index_select(0, u), q.index_select(0, i), q.index_select(0, j)
-    d = qi - qj
-    x = (pu * d).sum(1)
-    _, buffer = torch.ops.aten.log_sigmoid_forward(x)
-    g = torch.ops.aten.log_sigmoid_backward(torch.full_like(x, -1.0) / n, x, buffer)[:, None]
-    # 2 l2 / n as autograd forms it ((1 * l2) / n in the parameters' dtype, times 2: exact)
-    c2 = torch.ones((), dtype=p.dtype, device=p.device) * l2 / n * 2.0
-    gt = g * pu
-    grad_p = torch.zeros_like(p).index_add_(0, u, g * d + c2 * pu)
-    grad_q = torch.zeros_like(q).index_add_(0, i, gt + c2 * qi)
-    grad_q += torch.zeros_like(q).index_add_(0, j, c2 * qj - gt)
-    return grad_p, grad_q
+    ∂L/∂q_j = -∂L/∂x_b p_u + 2 l2 q_j / n, summed per row with index_add in batch order (as
+    autograd's index_select backward does), so the result is autograd's to the last bit. The
+    batch is processed in chunks of about `chunk_elems` floats per temporary, which stay in
+    cache; chunking changes no operation's order."""
+    n, f = len(u), p.shape[1]
+    c2 = torch.ones((), dtype=p.dtype, device=p.device) * l2 / n * 2.0  # 2 l2 / n as autograd
+    grad_out = torch.full((1,), -1.0, dtype=p.dtype, device=p.device) / n  # d(-mean)/dx
+    grad_p, grad_qi, grad_qj = torch.zeros_like(p), torch.zeros_like(q), torch.zeros_like(q)
+    step = max(1, chunk_elems // f)
+    for start in range(0, n, step):
+        uc, ic, jc = u[start:start + step], i[start:start + step], j[start:start + step]
+        pu, qi, qj = p.index_select(0, uc), q.index_select(0, ic), q.index_select(0, jc)
+        d = qi - qj
+        x = (pu * d).sum(1)
+        _, buffer = torch.ops.aten.log_sigmoid_forward(x)
+        g = torch.ops.aten.log_sigmoid_backward(grad_out.expand_as(x), x, buffer)[:, None]
+        gt = g * pu
+        grad_p.index_add_(0, uc, g * d + c2 * pu)
+        grad_qi.index_add_(0, ic, gt + c2 * qi)
+        grad_qj.index_add_(0, jc, c2 * qj - gt)
+    return grad_p, grad_qi.add_(grad_qj)
 
 
 class Adam:
@@ -94,6 +107,7 @@ class BPR(Recommender):
     bitwise reproducible (CUDA's atomic adds may differ in the last bits). Users with no
     training history get train popularity scores."""
 
+    SEEN_TABLE_MAX = 1 << 26  # user x item pairs: up to this, positives are a boolean table
     param_ranges = {"factors": "[1, 100000]", "lr": "(0, inf)", "l2": "[0, inf)",
                     "batch_size": "[1, inf)", "epochs": "[1, 1000000]", "patience": "[1, inf)",
                     "eval_every": "[1, inf)"}
@@ -121,6 +135,10 @@ class BPR(Recommender):
         users = torch.from_numpy(np.repeat(np.arange(n_users), np.diff(x.indptr)))
         items = torch.from_numpy(x.indices.astype(np.int64))
         pos_keys = users * n_items + items  # csr order: already sorted
+        seen = None
+        if n_users * n_items <= self.SEEN_TABLE_MAX:
+            seen = torch.zeros(n_users * n_items, dtype=torch.bool)
+            seen[pos_keys] = True
         gen, dev = self.generator(), torch.device(self.device)
         scale = 0.1
         p = (torch.randn((n_users, self.factors), generator=gen) * scale).to(dev)
@@ -132,7 +150,7 @@ class BPR(Recommender):
         with intra_op_threads(1 if dev.type == "cpu" else None):
             for epoch in range(1, self.epochs + 1):
                 order = torch.randperm(len(users), generator=gen)
-                neg = sample_negatives(users, pos_keys, n_items, gen)
+                neg = sample_negatives(users, pos_keys, n_items, gen, seen=seen)
                 u_all, i_all, j_all = (users[order].to(dev), items[order].to(dev),
                                        neg[order].to(dev))
                 for start in range(0, len(order), self.batch_size):

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 import torch
 
 from baselines.als import ALS
-from baselines.bpr import Adam, bpr_gradients
+from baselines.bpr import Adam, bpr_gradients, sample_negatives
 from baselines.ease import EASE, ease_weights
 from baselines.peers import assemble, library_call, require
 from harness import threads
@@ -248,13 +248,29 @@ def test_bpr_gradients_match_autograd_bitwise():
     p = torch.randn(30, 8, generator=gen) * 0.1
     q = torch.randn(40, 8, generator=gen) * 0.1
     u, i, j = (torch.randint(n, (100,), generator=gen) for n in (30, 40, 40))
-    gp, gq = bpr_gradients(p, q, u, i, j, 0.007)
+    gp, gq = bpr_gradients(p, q, u, i, j, 0.007, chunk_elems=8 * 7)  # chunks of 7 rows
     pa, qa = p.clone().requires_grad_(), q.clone().requires_grad_()
     pu, qi, qj = pa.index_select(0, u), qa.index_select(0, i), qa.index_select(0, j)
     reg = (pu.square().sum() + qi.square().sum() + qj.square().sum()) / len(u)
     loss = -torch.nn.functional.logsigmoid((pu * (qi - qj)).sum(1)).mean() + 0.007 * reg
     loss.backward()
     assert torch.equal(gp, pa.grad) and torch.equal(gq, qa.grad)
+
+
+def test_negative_sampling_table_and_search_agree():
+    """The boolean-table lookup draws exactly what the binary search draws; no draw is a
+    positive after enough rounds."""
+    gen = torch.Generator().manual_seed(2)
+    users = torch.randint(20, (500,), generator=gen)
+    items = torch.randint(30, (500,), generator=gen)
+    pos_keys = torch.unique(users * 30 + items)
+    seen = torch.zeros(20 * 30, dtype=torch.bool)
+    seen[pos_keys] = True
+    a = sample_negatives(users, pos_keys, 30, torch.Generator().manual_seed(3), rounds=50)
+    b = sample_negatives(users, pos_keys, 30, torch.Generator().manual_seed(3), rounds=50,
+                         seen=seen)
+    assert torch.equal(a, b)
+    assert not seen[users * 30 + a].any()
 
 
 def test_adam_matches_torch_optim_bitwise():
