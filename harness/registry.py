@@ -30,6 +30,7 @@ BUILTINS = {
     "cornac": "baselines.cornac_family:CornacRecommender",
     "llm-embed": "harness.llm.embed:LLMEmbed",
     "llm-rank": "harness.llm.rank:LLMRank",
+    "llm-hybrid": "harness.llm.hybrid:LLMHybrid",
 }
 
 
