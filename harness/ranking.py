@@ -1,0 +1,103 @@
+"""The per-batch ranking kernels of the evaluation: mask, top-k with deterministic ties, hits.
+
+Each is a fixed, small number of passes over the (B, C) score matrix, and no small operation
+uses torch's parallel indexing kernels on the CPU (their thread barrier costs a scheduler time
+slice, about 30 ms, when the CPU is oversubscribed): index bookkeeping is done in numpy or with
+`index_select` / `index_fill_`. They run on the scores' device (CPU or CUDA).
+
+Ranking rule: score descending, ties broken by the lower candidate column, so a ranking does not
+depend on k or on the top-k kernel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+
+def csr_pairs(m: sp.csr_matrix, rows: np.ndarray, col_of: np.ndarray
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row positions, column positions) of the entries of `m`'s rows `rows`, columns mapped by
+    `col_of` (item -> candidate column, -1 = not a candidate: dropped)."""
+    starts, stops = m.indptr[rows], m.indptr[rows + 1]
+    lens = (stops - starts).astype(np.int64)
+    total = int(lens.sum())
+    offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(lens)[:-1])), lens)
+    items = m.indices[offsets + np.arange(total)] if total else np.zeros(0, np.int64)
+    r = np.repeat(np.arange(len(rows), dtype=np.int64), lens)
+    c = col_of[items] if total else np.zeros(0, np.int64)
+    keep = c >= 0
+    return torch.from_numpy(r[keep]), torch.from_numpy(c[keep].astype(np.int64))
+
+
+def mask_scores(scores: torch.Tensor, exclude_rc) -> torch.Tensor:
+    """A masked copy of (B, C) scores: a model's own -inf becomes the dtype's lowest finite value
+    (below real scores, above excluded entries), the (rows, cols) pairs `exclude_rc` become -inf.
+    float64 stays float64 (casting would tie scores that differ below float32 resolution); other
+    dtypes become float64. One pass (copy and replace together) plus the excluded entries."""
+    s = scores if scores.dtype in (torch.float32, torch.float64) else scores.double()
+    s = torch.nan_to_num(s, nan=float("nan"), posinf=float("inf"),
+                         neginf=torch.finfo(s.dtype).min).contiguous()
+    rows, cols = exclude_rc
+    if len(rows):
+        flat = rows.to(s.device, torch.int64) * s.shape[1] + cols.to(s.device, torch.int64)
+        s.view(-1).index_fill_(0, flat, -torch.inf)
+    return s
+
+
+def _stable_first_k(sub: torch.Tensor, kth: torch.Tensor, k: int
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first k entries of a stable descending sort of each row of `sub`, given each row's
+    k-th largest value `kth` (R, 1): every entry above it, then the lowest columns equal to it;
+    ordered by value, ties by column. Costs a few passes instead of a full sort."""
+    above = sub > kth
+    equal = sub == kth
+    take = above | (equal & (equal.cumsum(1) <= k - above.sum(1, keepdim=True)))
+    cols = take.nonzero()[:, 1].view(sub.shape[0], k)  # row-major: ascending columns
+    vals = sub.gather(1, cols)
+    order = torch.sort(vals, dim=1, descending=True, stable=True).indices
+    return vals.gather(1, order), cols.gather(1, order)
+
+
+def top_k(s: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row-wise top-k (values, columns) by the ranking rule. `torch.topk(k + 1)` finds the rows
+    whose ranking it could get wrong: a tie at the k-th place (the (k+1)-th value equals the
+    k-th), a tie inside the top-k, or fewer than k finite entries; only those rows get the exact
+    treatment (`_stable_first_k`)."""
+    n = s.shape[1]
+    k = min(k, n)
+    if k == 0:
+        return torch.topk(s, 0, dim=1)
+    extra = 1 if n > k else 0
+    top_s, top_c = torch.topk(s, k + extra, dim=1)
+    edge = (top_s[:, k] == top_s[:, k - 1]) if extra else torch.zeros(
+        len(s), dtype=torch.bool, device=s.device)
+    top_s, top_c = top_s[:, :k], top_c[:, :k]
+    inner = (top_s[:, 1:] == top_s[:, :-1]).any(1)
+    fix = (edge | inner | torch.isneginf(top_s[:, -1])) & ~torch.isnan(top_s).any(1)
+    rows = torch.nonzero(fix).squeeze(1)  # rows with a NaN are left to the caller's check
+    if len(rows):
+        vals, cols = _stable_first_k(s.index_select(0, rows), top_s.index_select(0, rows)[:, -1:],
+                                     k)
+        top_s, top_c = top_s.contiguous(), top_c.contiguous()
+        top_s.index_copy_(0, rows, vals)
+        top_c.index_copy_(0, rows, cols)
+    return top_s, top_c
+
+
+def hits(top_c: torch.Tensor, top_s: torch.Tensor, truth_rc, n_cols: int) -> torch.Tensor:
+    """(B, K) booleans: the ranked column is relevant (a pair of `truth_rc`) and not excluded
+    (-inf score). Computed on the CPU from the (B, K) top-k lists: no (B, C) relevance matrix."""
+    keys = (truth_rc[0].cpu().numpy().astype(np.int64) * n_cols
+            + truth_rc[1].cpu().numpy().astype(np.int64))
+    tc = top_c.cpu().numpy()
+    flat = np.arange(len(tc), dtype=np.int64)[:, None] * n_cols + tc
+    rel = torch.from_numpy(np.isin(flat, keys))
+    return rel & ~torch.isneginf(top_s.cpu())
+
+
+def has_nan(top_s: torch.Tensor) -> bool:
+    """Whether a row's ranked values hold a NaN. `torch.topk` orders NaN above every number, so
+    a row with a NaN among its ranked (not excluded) candidates has one in its top-k."""
+    return bool(torch.isnan(top_s).any())
