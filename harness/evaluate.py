@@ -41,13 +41,27 @@ def top_k(s: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return top_s, top_c
 
 
+def as_scores(out, shape: tuple[int, int], what: str = "score()") -> torch.Tensor:
+    """A model's scores as a tensor on the device they came from: tensors as they are, array-likes
+    (numpy arrays, nested lists) through `torch.as_tensor`, integer/boolean ones as float64;
+    anything else, or another shape than `shape` = (len(users), len(items)), is an error."""
+    expected = f"a {shape} = (len(users), len(items)) float tensor or array"
+    if not isinstance(out, torch.Tensor):
+        try:
+            out = torch.as_tensor(out)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise TypeError(f"{what} returned {type(out).__name__}, expected {expected}"
+                            ) from exc
+    if out.is_complex():
+        raise TypeError(f"{what} returned a {out.dtype} array, expected {expected}")
+    if tuple(out.shape) != tuple(shape):
+        raise ValueError(f"{what} returned shape {tuple(out.shape)}, expected {tuple(shape)}")
+    return out if out.is_floating_point() else out.double()
+
+
 def score_columns(score_fn, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-    """`score_fn(users, items)`, checked to be (len(users), len(items))."""
-    scores = score_fn(users, items)
-    if tuple(scores.shape) != (len(users), len(items)):
-        raise ValueError(f"score() returned shape {tuple(scores.shape)}, expected "
-                         f"{(len(users), len(items))}")
-    return scores
+    """`score_fn(users, items)` as a (len(users), len(items)) tensor (see `as_scores`)."""
+    return as_scores(score_fn(users, items), (len(users), len(items)))
 
 
 def mask_scores(scores: torch.Tensor, exclude_rc) -> torch.Tensor:
@@ -61,18 +75,39 @@ def mask_scores(scores: torch.Tensor, exclude_rc) -> torch.Tensor:
     return s
 
 
+def _masked_top(scores: torch.Tensor, exclude_rc, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`mask_scores` then `top_k`, both on the scores' own device."""
+    s = mask_scores(scores, _on(exclude_rc, scores.device))
+    return top_k(s, min(k, s.shape[1]))
+
+
+def rank_top(scores: torch.Tensor, exclude_rc, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask and top-k on the scores' own device (CUDA scores stay there); returns the top-k
+    (scores, columns) on the CPU. `exclude_rc` index pairs may live on any device."""
+    top_s, top_c = _masked_top(scores, exclude_rc, k)
+    return top_s.cpu(), top_c.cpu()
+
+
+def _on(rc, device) -> tuple[torch.Tensor, torch.Tensor]:
+    return rc[0].to(device), rc[1].to(device)
+
+
 def metrics_from_scores(scores: torch.Tensor, truth_rc, exclude_rc, n_relevant: torch.Tensor,
                         ks: list[int], metrics: list[str]):
     """Per-user metric values for one (B, C) score matrix. `truth_rc`/`exclude_rc` are (rows, cols)
-    index pairs. Returns ({(metric, k): (B,) float64}, top-K column indices, top-K scores)."""
+    index pairs. Masking, top-k and hits run on the scores' device; only the (B, K) top-k and
+    hits move to the CPU, where the metrics are computed. Returns ({(metric, k): (B,) float64},
+    top-K column indices, top-K scores), both on the CPU."""
     if torch.isnan(scores).any():
         raise ValueError("recommender returned NaN scores")
-    s = mask_scores(scores, exclude_rc)
+    device = scores.device
     kmax = max(ks)
-    top_s, top_c = top_k(s, min(kmax, s.shape[1]))
-    rel = torch.zeros(s.shape, dtype=torch.bool)
+    top_s, top_c = _masked_top(scores, exclude_rc, kmax)
+    rel = torch.zeros(scores.shape, dtype=torch.bool, device=device)
+    truth_rc = _on(truth_rc, device)
     rel[truth_rc[0], truth_rc[1]] = True
-    hits = rel.gather(1, top_c) & ~torch.isneginf(top_s)
+    hits = (rel.gather(1, top_c) & ~torch.isneginf(top_s)).cpu()
+    top_s, top_c = top_s.cpu(), top_c.cpu()
     if hits.shape[1] < kmax:
         hits = torch.nn.functional.pad(hits, (0, kmax - hits.shape[1]))
     values = {(m, k): METRICS[m](n_relevant, hits, k).numpy() for m in metrics for k in ks}
@@ -89,19 +124,23 @@ class Evaluation:
     top_scores: np.ndarray | None = None
 
 
-def score_lists(model, users: torch.Tensor, lists: torch.Tensor) -> torch.Tensor:
+def score_lists(model, users: torch.Tensor, lists: torch.Tensor,
+                to_cpu: bool = True) -> torch.Tensor:
     """(B, C) scores for per-user candidate lists (-1 = padding, scored -inf). Uses the model's
-    `score_candidates(users, lists)` when it declares one, else `score` on the batch's union."""
+    `score_candidates(users, lists)` when it declares one, else `score` on the batch's union.
+    `to_cpu=False` leaves them on the device the model returned them on."""
     valid = lists >= 0
     fn = getattr(model, "score_candidates", None)
     if fn is not None:
-        out = fn(users, lists.clamp(min=0))
+        out = as_scores(fn(users, lists.clamp(min=0)), tuple(lists.shape), "score_candidates()")
     else:
         uniq, inv = torch.unique(lists.clamp(min=0), return_inverse=True)
-        out = score_columns(model.score, users, uniq).gather(1, inv)
-    if tuple(out.shape) != tuple(lists.shape):
-        raise ValueError(f"scores have shape {tuple(out.shape)}, expected {tuple(lists.shape)}")
-    return out.detach().cpu().masked_fill(~valid, -torch.inf)
+        out = score_columns(model.score, users, uniq)
+        out = out.gather(1, inv.to(out.device))
+    out = out.detach()
+    if to_cpu:
+        out = out.cpu()
+    return out.masked_fill(~valid.to(out.device), -torch.inf)
 
 
 def _list_pairs(lists: np.ndarray, truth: sp.csr_matrix, rows: np.ndarray):
@@ -139,10 +178,10 @@ def evaluate(score_fn, cand: Candidates, ks: list[int], metrics: list[str],
             columns = cand.items.expand(len(rows), -1)
         else:
             lists = cand.lists[start:start + batch_size]
-            scores = score_lists(scorer, users, torch.from_numpy(lists))
+            scores = score_lists(scorer, users, torch.from_numpy(lists), to_cpu=False)
             truth_rc, excl_rc = _list_pairs(lists, cand.truth, rows)
             columns = torch.from_numpy(lists)
-        vals, top_c, top_s = metrics_from_scores(scores.detach().cpu(), truth_rc, excl_rc,
+        vals, top_c, top_s = metrics_from_scores(scores.detach(), truth_rc, excl_rc,
                                                  torch.from_numpy(n_rel_all[rows]), ks, metrics)
         parts.append(vals)
         if keep_top:
