@@ -403,3 +403,21 @@ def test_text_perturbation_without_text_model_warns_and_runs(tmp_path):
     assert not res.failed
     assert set(res.metrics[res.metrics["pass"] == "robustness"]["perturbation"]) == {
         "train_drop@0.2", "interactions@worst", "all@worst"}
+
+
+def test_suite_file_and_schema():
+    """The shipped suite loads, and the `[robustness]` JSON Schema (harness schema) accepts it
+    and rejects a severity outside [0, 1] and an unknown perturbation."""
+    import tomllib
+    import jsonschema
+    from harness.passes import get
+    path = Path(__file__).resolve().parent.parent / "suites" / "ml100k-robustness.toml"
+    spec = load_suite(path).passes["robustness"]
+    assert {p.family for p in spec.perturbations} == {
+        "typo", "format", "words", "fields", "interactions", "history", "order"}
+    schema = get("robustness").schema()
+    raw = tomllib.loads(path.read_text())["robustness"]
+    jsonschema.validate(raw, schema)
+    for bad in ({"name": "case", "severities": [1.5]}, {"name": "cse", "severities": [0.1]}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({"perturbations": [bad]}, schema)

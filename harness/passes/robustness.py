@@ -178,9 +178,10 @@ class _Tables:
     def add(self, metric, k, values, label, per_user=True):
         values = np.asarray(values, float)
         ok = ~np.isnan(values)
-        self.rows.append({"metric": metric, "k": k, "value": float(values[ok].mean())
-                          if ok.any() else float("nan"), "n_users": int(ok.sum()),
-                          "perturbation": label})
+        if not ok.any():  # e.g. Kendall τ when every user's scores are constant: no row
+            return
+        self.rows.append({"metric": metric, "k": k, "value": float(values[ok].mean()),
+                          "n_users": int(ok.sum()), "perturbation": label})
         if per_user:
             self.per_user.append(pd.DataFrame({"user": self.users[ok], "metric": metric, "k": k,
                                                "value": values[ok], "perturbation": label}))
@@ -196,10 +197,10 @@ class _Tables:
             if spec.bootstrap:
                 from harness.report.stats import bootstrap_ci
                 lo, hi = bootstrap_ci(d, spec.bootstrap, spec.seed)
-                self.add(f"delta_{key[0]}_ci_low", key[1], [lo], label, per_user=False)
-                self.rows[-1]["n_users"] = len(d)
-                self.add(f"delta_{key[0]}_ci_high", key[1], [hi], label, per_user=False)
-                self.rows[-1]["n_users"] = len(d)
+                for name, v in (("ci_low", lo), ("ci_high", hi)):
+                    self.rows.append({"metric": f"delta_{key[0]}_{name}", "k": key[1],
+                                      "value": float(v), "n_users": len(d),
+                                      "perturbation": label})
         for k in ks:
             self.add("jaccard", k, stability.jaccard_at_k(self.clean.top_items, ev.top_items, k),
                      label)
