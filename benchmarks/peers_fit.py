@@ -9,7 +9,9 @@ for the ratio to mean anything). Thread modes:
 
 - `single`: torch intra-op threads 1, every BLAS/OpenMP pool limited to 1 (threadpoolctl), and
   `num_threads = 1` for peers that take it;
-- `default`: the process's own settings (peers' `num_threads = 0`: all cores).
+- `default`: the process's own settings and the peers' defaults (implicit `num_threads = 0`:
+  all cores; Cornac's BPR runs on one thread whenever a seed is set, which the harness does).
+  The peer's own `num_threads` after fitting is printed.
 
 Run from the repository root:
 
@@ -97,10 +99,10 @@ def main() -> None:
     for mode in args.modes:
         with thread_mode(mode):
             settings = threads.snapshot()
-            peer_threads = "num_threads=1" if mode == "single" else "num_threads=0 (all cores)"
+            peer_threads = "num_threads=1" if mode == "single" else "their defaults"
             print(f"\n[{mode}] thread settings: {settings}; peers: {peer_threads}")
             print(f"{'pair':9} {'native s':>9} {'peer s':>9} {'native/peer':>11}  "
-                  f"{'NDCG@10 native / peer':>22}")
+                  f"{'NDCG@10 native / peer':>22}   peer's own num_threads after fit")
             for pair in args.pairs:
                 native, peer = (specs[label] for label in PAIRS[pair])
                 times = {native.label: [], peer.label: []}
@@ -111,8 +113,10 @@ def main() -> None:
                         times[spec.label].append(sec)
                 tn, tp = (statistics.median(times[s.label]) for s in (native, peer))
                 qn, qp = (ndcg10(models[s.label], cand) for s in (native, peer))
+                lib_threads = getattr(models[peer.label].lib, "num_threads", "-")
                 print(f"{pair:9} {tn:9.3f} {tp:9.3f} {tn / tp:11.2f}  "
-                      f"{qn:10.4f} / {qp:.4f}   ({native.label} vs {peer.label})", flush=True)
+                      f"{qn:10.4f} / {qp:.4f}   {lib_threads} ({native.label} vs {peer.label})",
+                      flush=True)
 
 
 if __name__ == "__main__":
