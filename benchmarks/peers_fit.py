@@ -3,9 +3,10 @@
 The pairs and hyperparameters are those of suites/parity-peers.toml (ease / cornac:EASE,
 als / implicit:ALS, bpr / cornac:BPR, itemknn-cosine / implicit:CosineRecommender), on its
 ml-100k split. Each model is fitted once untimed first (imports, first-call costs; this also
-loads every BLAS/OpenMP pool before the limits apply), then native and peer fits alternate `--repeats` times; the median fit wall time of each side and the ratio
-native / peer are printed, with test NDCG@10 of the last fit of each side (quality must be equal
-for the ratio to mean anything). Thread modes:
+loads every BLAS/OpenMP pool before the limits apply), then native and peer fits alternate
+`--repeats` times; the median fit wall time of each side and the ratio native / peer are
+printed, with test NDCG@10 of the last fit of each side (quality must be equal for the ratio to
+mean anything). Thread modes:
 
 - `single`: torch intra-op threads 1, every BLAS/OpenMP pool limited to 1 (threadpoolctl), and
   `num_threads = 1` for peers that take it;
