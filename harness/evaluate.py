@@ -122,6 +122,20 @@ class Evaluation:
     values: dict
     top_items: np.ndarray | None = None
     top_scores: np.ndarray | None = None
+    pointwise: dict | None = None  # per-user 'auc' (+ 'logloss'), NaN where undefined
+    global_auc: float | None = None  # AUC over every (user, candidate) pair of the lists
+
+
+def _pointwise_batch(scores: torch.Tensor, truth_rc, excl_rc, calibrated: bool, acc) -> dict:
+    """Pointwise values of one batch of candidate lists (valid = not padding, not history)."""
+    from harness.pointwise import pointwise_values
+    s = scores.detach().cpu()
+    rel = torch.zeros(s.shape, dtype=torch.bool)
+    rel[truth_rc[0].cpu(), truth_rc[1].cpu()] = True
+    valid = torch.ones(s.shape, dtype=torch.bool)
+    valid[excl_rc[0].cpu(), excl_rc[1].cpu()] = False
+    acc.add(s, rel, valid)
+    return pointwise_values(s, rel, valid, calibrated)
 
 
 def score_lists(model, users: torch.Tensor, lists: torch.Tensor,
@@ -157,10 +171,15 @@ def _list_pairs(lists: np.ndarray, truth: sp.csr_matrix, rows: np.ndarray):
 
 def evaluate(score_fn, cand: Candidates, ks: list[int], metrics: list[str],
              batch_size: int = 256, keep_top: bool = False, progress=None,
-             model=None) -> Evaluation:
+             model=None, pointwise: bool = False) -> Evaluation:
     """Score candidates batch by batch and compute metrics. `score_fn(users, items)` -> (B, C)
     for shared columns (full); per-user lists (sampled, rerank) go through `model` (or a
-    score_fn-only wrapper) and `score_lists`."""
+    score_fn-only wrapper) and `score_lists`. `pointwise`: also per-user AUC (and log loss for
+    models declaring `calibrated = True`) and the global AUC, for per-user candidate lists."""
+    from harness.pointwise import GlobalAUC
+    pointwise = pointwise and cand.lists is not None
+    calibrated = bool(getattr(model, "calibrated", False))
+    auc_acc, pw_parts = GlobalAUC(), []
     n_items = cand.truth.shape[1]
     n_rel_all = np.diff(cand.truth.indptr)
     if cand.lists is None:
@@ -184,6 +203,8 @@ def evaluate(score_fn, cand: Candidates, ks: list[int], metrics: list[str],
         vals, top_c, top_s = metrics_from_scores(scores.detach(), truth_rc, excl_rc,
                                                  torch.from_numpy(n_rel_all[rows]), ks, metrics)
         parts.append(vals)
+        if pointwise:
+            pw_parts.append(_pointwise_batch(scores, truth_rc, excl_rc, calibrated, auc_acc))
         if keep_top:
             tops.append(columns.gather(1, top_c).numpy())
             top_scores.append(top_s.numpy())
@@ -191,8 +212,11 @@ def evaluate(score_fn, cand: Candidates, ks: list[int], metrics: list[str],
             progress.update(len(rows))
     values = {key: np.concatenate([p[key] for p in parts]) if parts else np.zeros(0)
               for key in ((m, k) for m in metrics for k in ks)}
+    pw = ({name: np.concatenate([p[name] for p in pw_parts]) for name in pw_parts[0]}
+          if pw_parts else None)
     return Evaluation(cand.users, values, np.concatenate(tops) if tops else None,
-                      np.concatenate(top_scores) if top_scores else None)
+                      np.concatenate(top_scores) if top_scores else None, pw,
+                      auc_acc.value() if pointwise else None)
 
 
 class _FnModel:

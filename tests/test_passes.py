@@ -178,3 +178,37 @@ def test_cell_tables_carry_the_pass_column_and_schema(tmp_path, write_suite, sma
     assert cell["passes"]["accuracy"]["status"] == "ok" and cell["code"]["harness"]["version"]
     per_user = pd.read_parquet(res.run_dir / "per_user.parquet")
     assert list(per_user.columns) == ["cell", "user", "metric", "k", "perturbation", "value"]
+
+
+def test_pointwise_metrics_under_sampled_candidates_equal_sklearn(tmp_path, write_suite,
+                                                                   small_suite_text):
+    """GAUC / global AUC rows of the accuracy pass (sampled lists) vs scikit-learn."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from harness.workspace import Workspace
+    text = small_suite_text + '\n[[candidates]]\nprotocol = "sampled"\nn_negatives = 15\n'
+    suite = _suite(write_suite, text)
+    res = run_suite(suite, tmp_path, quiet=True)
+    m = res.metrics.set_index("metric")
+    ws = Workspace(suite, tmp_path / ".cache", res.run_dir)
+    split = ws.split(suite.datasets[0], suite.splits[0])
+    from harness.runner import select
+    cand, _ = ws.candidates(select(suite, None, None)[0], split)
+    counts = split.train.csr().sum(0).A1.astype(float)
+    truth = cand.truth
+    aucs, ys, ss = [], [], []
+    for row, u in enumerate(cand.users):
+        items = cand.lists[row][cand.lists[row] >= 0]
+        y = np.isin(items, truth[u].indices)
+        ys.append(y)
+        ss.append(counts[items])
+        if 0 < y.sum() < len(y):
+            aucs.append(roc_auc_score(y, counts[items]))
+    assert m.loc["gauc", "value"] == pytest.approx(np.mean(aucs), abs=1e-12)
+    assert m.loc["gauc", "n_users"] == len(aucs)
+    assert m.loc["auc", "value"] == pytest.approx(
+        roc_auc_score(np.concatenate(ys), np.concatenate(ss)), abs=1e-12)
+    assert "logloss" not in m.index  # pop does not declare calibrated probabilities
+    assert passes.higher_is_better("accuracy", "gauc") and not passes.higher_is_better(
+        "accuracy", "logloss")
