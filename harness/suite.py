@@ -391,8 +391,9 @@ def _models(c: Checker, value) -> tuple[ModelSpec, ...]:
                 continue
             try:  # also runs check_variant and the validation in the class's __init__
                 registry.build(m["name"], m.get("params", {}), 0)
-            except UserError as exc:
-                c.fail(f"{key}.params", str(exc))
+            except UserError as exc:  # a family's unknown variant is a problem of the name
+                where = "name" if str(exc).startswith("unknown recommender") else "params"
+                c.fail(f"{key}.{where}", str(exc))
             except (ValueError, TypeError, AssertionError) as exc:
                 c.fail(f"{key}.params", f"recommender '{m['name']}' rejects these "
                                         f"parameters: {type(exc).__name__}: {exc}")

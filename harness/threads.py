@@ -7,17 +7,19 @@ settings, runs the block, and restores whatever changed; the snapshot goes into 
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 
 
 def snapshot() -> dict:
-    """{'torch': intra-op threads, '<user_api>:<internal_api>:<prefix>': threads, ...}."""
+    """{'torch': intra-op threads, '<user_api>:<internal_api>:<library path>': threads, ...}
+    (keyed by the library's file name: numpy's and scipy's OpenBLAS share a prefix)."""
     import torch
     out = {"torch": int(torch.get_num_threads())}
     try:
         from threadpoolctl import threadpool_info
         for pool in threadpool_info():
-            out[f"{pool['user_api']}:{pool['internal_api']}:{pool['prefix']}"] = int(
+            out[f"{pool['user_api']}:{pool['internal_api']}:{os.path.basename(pool['filepath'])}"] = int(
                 pool["num_threads"])
     except ImportError:  # threadpoolctl missing: torch threads only
         pass
@@ -37,9 +39,10 @@ def restore(before: dict) -> list[str]:
         from threadpoolctl import ThreadpoolController
         ctl = ThreadpoolController()
         for key in pools:
-            user_api, internal_api, prefix = key.split(":", 2)
-            sel = ctl.select(internal_api=internal_api, prefix=prefix)
-            sel.limit(limits=before[key])
+            name = key.split(":", 2)[2]
+            for lib in ctl.lib_controllers:
+                if os.path.basename(lib.filepath) == name:
+                    lib.set_num_threads(before[key])
     return changed
 
 
