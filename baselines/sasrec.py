@@ -181,7 +181,7 @@ class SASRec(SequentialRecommender):
         counts = np.bincount(split.train.item, minlength=n_items).astype(np.float32)
         self.popularity = torch.from_numpy(counts)
         self.net = net
-        best, best_epoch, best_state, bad, epoch = -1.0, 0, None, 0, 0
+        best, best_epoch, best_state, bad, epoch, curve = -1.0, 0, None, 0, 0, []
         for epoch in range(1, self.epochs + 1):
             net.train()
             order = torch.randperm(len(x_all), generator=gen)
@@ -197,6 +197,7 @@ class SASRec(SequentialRecommender):
             if cand is None or (epoch % self.eval_every and epoch != self.epochs):
                 continue
             ndcg = self._valid_ndcg(cand)
+            curve.append(round(ndcg, 5))
             if ndcg > best:
                 best, best_epoch, bad = ndcg, epoch, 0
                 best_state = copy.deepcopy(net.state_dict())
@@ -211,7 +212,8 @@ class SASRec(SequentialRecommender):
         net.eval()
         self.info = {"best_epoch": best_epoch, "epochs_run": epoch,
                      "best_valid_ndcg@10": None if cand is None else best,
-                     "train_windows": int(len(x_all)), "train_targets": n_targets,
+                     "valid_ndcg@10_curve": curve, "train_windows": int(len(x_all)),
+                     "train_targets": n_targets,
                      "device": self.device}
 
     def _valid_ndcg(self, cand) -> float:

@@ -213,7 +213,10 @@ def test_recbole_sequential_under_every_candidate_protocol(chain_split, fitted_r
 
 
 def test_recbole_gru4rec_trains_and_scores(chain_split):
+    """GRU4Rec trains and scores; the pandas workaround (`Series.agg`) is gone afterwards."""
     pytest.importorskip("recbole")
+    import pandas as pd
+    agg = pd.Series.agg
     m = registry.build("recbole:GRU4Rec", {"epochs": 1, "MAX_ITEM_LIST_LENGTH": 8,
                                            "embedding_size": 8, "hidden_size": 8,
                                            "device": "cpu"})
@@ -221,6 +224,7 @@ def test_recbole_gru4rec_trains_and_scores(chain_split):
     s = m.score(torch.arange(N_USERS), torch.arange(N_ITEMS))
     assert s.shape == (N_USERS, N_ITEMS) and torch.isfinite(s).all()
     assert m.info["max_len"] == 8 and m.info["best_epoch"] == 1
+    assert pd.Series.agg is agg
 
 
 def test_recbole_sequential_parameter_errors():
