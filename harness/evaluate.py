@@ -8,37 +8,17 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from harness import ranking
 from harness.candidates import Candidates
 from harness.metrics import METRICS
+from harness.ranking import mask_scores, top_k  # noqa: F401 - the evaluation's kernels
 
 
-def rows_to_columns(m: sp.csr_matrix, rows: np.ndarray, col_of: torch.Tensor):
+def rows_to_columns(m: sp.csr_matrix, rows: np.ndarray, col_of):
     """(row positions, column positions) of a csr's entries for `rows`, mapped by `col_of`
-    (entries whose item is not a candidate column are dropped)."""
-    sub = m[rows]
-    r = torch.from_numpy(np.repeat(np.arange(len(rows)), np.diff(sub.indptr)))
-    c = col_of[torch.from_numpy(sub.indices.astype(np.int64))]
-    keep = c >= 0
-    return r[keep], c[keep]
-
-
-def top_k(s: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Row-wise top-k, ties broken by lower column first, so the ranking does not depend on k or
-    on the top-k kernel. `torch.topk` is used as is for rows without ties that matter (a repeated
-    value inside the top-k or at its boundary, excluded -inf entries aside); the other rows get a
-    stable descending sort."""
-    top_s, top_c = torch.topk(s, k, dim=1)
-    if k == 0:
-        return top_s, top_c
-    boundary = top_s[:, -1:]
-    tied_edge = ((s >= boundary).sum(1) > k) & ~torch.isneginf(boundary[:, 0])
-    inner = top_s[:, 1:] == top_s[:, :-1]
-    tied_inner = (inner & ~torch.isneginf(top_s[:, 1:])).any(1)
-    rows = torch.nonzero(tied_edge | tied_inner).squeeze(1)
-    if len(rows):
-        srt_s, srt_c = torch.sort(s[rows], dim=1, descending=True, stable=True)
-        top_s[rows], top_c[rows] = srt_s[:, :k], srt_c[:, :k]
-    return top_s, top_c
+    (numpy array or CPU tensor; entries whose item is not a candidate column are dropped)."""
+    col_of = col_of.numpy() if isinstance(col_of, torch.Tensor) else np.asarray(col_of)
+    return ranking.csr_pairs(m, rows, col_of)
 
 
 def as_scores(out, shape: tuple[int, int], what: str = "score()") -> torch.Tensor:
@@ -64,17 +44,6 @@ def score_columns(score_fn, users: torch.Tensor, items: torch.Tensor) -> torch.T
     return as_scores(score_fn(users, items), (len(users), len(items)))
 
 
-def mask_scores(scores: torch.Tensor, exclude_rc) -> torch.Tensor:
-    """A masked copy of (B, C) scores: a model's own -inf becomes the dtype's lowest finite value
-    (below real scores, above excluded entries), the (rows, cols) pairs `exclude_rc` become -inf.
-    float64 stays float64 (casting would tie scores that differ below float32 resolution); other
-    dtypes become float64."""
-    s = scores.clone() if scores.dtype in (torch.float32, torch.float64) else scores.double()
-    s[torch.isneginf(s)] = torch.finfo(s.dtype).min
-    s[exclude_rc[0], exclude_rc[1]] = -torch.inf
-    return s
-
-
 def _masked_top(scores: torch.Tensor, exclude_rc, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """`mask_scores` then `top_k`, both on the scores' own device."""
     s = mask_scores(scores, _on(exclude_rc, scores.device))
@@ -97,16 +66,14 @@ def metrics_from_scores(scores: torch.Tensor, truth_rc, exclude_rc, n_relevant: 
     """Per-user metric values for one (B, C) score matrix. `truth_rc`/`exclude_rc` are (rows, cols)
     index pairs. Masking, top-k and hits run on the scores' device; only the (B, K) top-k and
     hits move to the CPU, where the metrics are computed. Returns ({(metric, k): (B,) float64},
-    top-K column indices, top-K scores), both on the CPU."""
-    if torch.isnan(scores).any():
-        raise ValueError("recommender returned NaN scores")
-    device = scores.device
+    top-K column indices, top-K scores), both on the CPU. A NaN score among a user's ranked
+    (not excluded) candidates is an error (`torch.topk` ranks NaN first, so it is in the top-k).
+    """
     kmax = max(ks)
     top_s, top_c = _masked_top(scores, exclude_rc, kmax)
-    rel = torch.zeros(scores.shape, dtype=torch.bool, device=device)
-    truth_rc = _on(truth_rc, device)
-    rel[truth_rc[0], truth_rc[1]] = True
-    hits = (rel.gather(1, top_c) & ~torch.isneginf(top_s)).cpu()
+    if ranking.has_nan(top_s):
+        raise ValueError("recommender returned NaN scores")
+    hits = ranking.hits(top_c, top_s, truth_rc, scores.shape[1])
     top_s, top_c = top_s.cpu(), top_c.cpu()
     if hits.shape[1] < kmax:
         hits = torch.nn.functional.pad(hits, (0, kmax - hits.shape[1]))
@@ -183,8 +150,8 @@ def evaluate(score_fn, cand: Candidates, ks: list[int], metrics: list[str],
     n_items = cand.truth.shape[1]
     n_rel_all = np.diff(cand.truth.indptr)
     if cand.lists is None:
-        col_of = torch.full((n_items,), -1, dtype=torch.long)
-        col_of[cand.items] = torch.arange(len(cand.items))
+        col_of = np.full(n_items, -1, dtype=np.int64)
+        col_of[cand.items.numpy()] = np.arange(len(cand.items))
     scorer = model if model is not None else _FnModel(score_fn)
     parts, tops, top_scores = [], [], []
     for start in range(0, len(cand.users), batch_size):
