@@ -31,6 +31,7 @@ BUILTINS = {
     "llm-embed": "harness.llm.embed:LLMEmbed",
     "llm-rank": "harness.llm.rank:LLMRank",
     "llm-hybrid": "harness.llm.hybrid:LLMHybrid",
+    "llm-classifier": "harness.llm.classifier:LLMClassifier",
 }
 
 

@@ -20,6 +20,8 @@ from harness.splits import make_split
 TINY = {
     "llm-hybrid": {"epochs": 40, "eval_every": 5, "patience": 2, "factors": 16,
                    "batch_size": 256},
+    "llm-classifier": {"max_examples": 96, "history_len": 3, "max_length": 64,
+                       "batch_size": 16},  # LoRA (default adapter)
 }
 
 
@@ -40,18 +42,17 @@ def fit(name: str, data, cache_dir: Path | None, use_cache: bool = True, **extra
 
 def ndcg(model, data, sampled: bool) -> float:
     _, split = data
-    cand = (sampled_candidates(split, "test", 10, "uniform", 0) if sampled
+    cand = (sampled_candidates(split, "test", 5, "uniform", 0, max_users=40) if sampled
             else full_candidates(split, "test"))
     ev = evaluate(model.score, cand, [10], ["ndcg"], model=model)
     return float(ev.values[("ndcg", 10)].mean())
 
 
 def scores(model, data) -> torch.Tensor:
-    ds, _ = data
-    return model.score(torch.arange(10), torch.arange(ds.n_items))
+    return model.score(torch.arange(5), torch.arange(20))
 
 
-@pytest.mark.parametrize("name", ["llm-hybrid"])
+@pytest.mark.parametrize("name", ["llm-hybrid", "llm-classifier"])
 def test_learns_reproducibly_and_caches_verified_weights(name, data, tmp_path):
     first = fit(name, data, tmp_path / "a")
     again = fit(name, data, tmp_path / "b")          # a second training, same seed
@@ -78,7 +79,7 @@ def test_learns_reproducibly_and_caches_verified_weights(name, data, tmp_path):
     assert torch.equal(scores(first, data), scores(healed, data))
     assert fit(name, data, tmp_path / "a").info["weights_cache"] == "hit"  # rewritten
 
-    bypass = fit(name, data, tmp_path / "a", use_cache=False)
+    bypass = fit(name, data, tmp_path / "a", use_cache=False, max_steps=1)
     assert bypass.info["weights_cache"] == "bypassed"
 
 
@@ -105,6 +106,11 @@ def test_hybrid_scores_unseen_items_from_text(tmp_path):
 
 
 @pytest.mark.parametrize("name, params, match", [
+    ("llm-classifier", {"adapter": "lora", "lora_targets": ["q_proj"]},
+     r"lora_targets names 'q_proj'.*valid: dense, key, query, value"),
+    ("llm-classifier", {"adapter": "prefix"}, r"adapter = 'prefix'.*valid: full, lora"),
+    ("llm-classifier", {"negatives": "hard"}, r"negatives = 'hard'.*valid: popularity, uniform"),
+    ("llm-classifier", {"max_examples": 0}, "max_examples must be > 0"),
     ("llm-hybrid", {"loss": "hinge"}, r"loss = 'hinge'.*valid: bpr, softmax"),
     ("llm-hybrid", {"epochs": 0}, "epochs must be > 0"),
     ("llm-hybrid", {"max_steps": -3}, "max_steps must be > 0"),
@@ -121,3 +127,34 @@ def test_fit_leaves_global_rng_alone(data, tmp_path):
     fit("llm-hybrid", data, tmp_path, use_cache=False)
     assert torch.equal(torch.rand(3), expected)
     assert np.isfinite(expected.numpy()).all()
+
+
+def test_lora_leaves_the_shared_base_unchanged(data, tmp_path):
+    from harness.llm.loading import load_encoder
+    _, base = load_encoder("minilm", "cpu", "float32", quiet=True)
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    model = fit("llm-classifier", data, tmp_path, max_examples=32)
+    assert 0 < model.info["trainable_params"] < 0.05 * model.info["total_params"]
+    after = base.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)   # memoized base untouched
+    trained = {k.replace("base_model.model.", "").replace(".base_layer", ""): v
+               for k, v in model.net.encoder.state_dict().items() if "lora_" not in k}
+    assert set(trained) == set(before)
+    assert all(torch.equal(before[k], trained[k]) for k in before)  # frozen in the copy too
+    lora_b = [p for n, p in model.net.named_parameters() if "lora_B" in n]
+    assert lora_b and any(p.abs().sum() > 0 for p in lora_b)        # and the adapters moved
+
+
+def test_classifier_probabilities_and_full_ranking_refusal(data, tmp_path):
+    from harness.llm.classifier import LLMClassifier
+    ds, split = data
+    model = fit("llm-classifier", data, tmp_path, max_full_pairs=5 * ds.n_items, max_steps=2,
+                adapter="full")
+    p = model.score(torch.arange(5), torch.arange(ds.n_items))       # 5 users fit the budget
+    assert p.shape == (5, ds.n_items) and 0.0 <= p.min() and p.max() <= 1.0
+    with pytest.raises(UserError, match=r"max_users <= 5 on the full candidates"):
+        model.score(torch.arange(5, 6), torch.arange(ds.n_items))
+    LLMClassifier.check_candidates("sampled", {"n_negatives": 19})
+    with pytest.raises(UserError, match="Use sampled or rerank candidates"):
+        LLMClassifier.check_candidates("full", {})
+    LLMClassifier.check_candidates("full", {"max_users": 50}, n_items=1682)

@@ -133,14 +133,15 @@ class TrainResult:
     info: dict = field(default_factory=dict)
 
 
-def train(params: list[torch.nn.Parameter], batches: Callable[[int], Iterable],
+def train(params: list, batches: Callable[[int], Iterable],
           step: Callable[[object], Step], budget: Budget, *, lr: float,
           weight_decay: float = 0.0, snapshot: Callable[[], dict[str, torch.Tensor]],
           validate: Callable[[], float] | None = None, steps_per_epoch: int | None = None,
           desc: str = "train", quiet: bool = True, device: torch.device | None = None,
           optimizer: str = "adamw") -> TrainResult:
     """Minimize `step(batch).loss` over `batches(epoch)` (epoch = 1, 2, ...) with AdamW (or Adam
-    with `weight_decay` as plain L2 when optimizer='adam') within `budget`.
+    with `weight_decay` as plain L2 when optimizer='adam') within `budget`. `params`: tensors,
+    or optimizer parameter groups (dicts, e.g. with their own lr).
 
     `validate()` (higher is better, e.g. NDCG@10 on split.valid) runs every `budget.eval_every`
     epochs and after the last; `snapshot()` copies the state to keep when it improves. Without
@@ -150,7 +151,8 @@ def train(params: list[torch.nn.Parameter], batches: Callable[[int], Iterable],
     validate = None if budget.epochs == 1 else validate
     cls = torch.optim.AdamW if optimizer == "adamw" else torch.optim.Adam
     opt = cls(params, lr=lr, weight_decay=weight_decay)
-    device = device or params[0].device
+    first = params[0]["params"][0] if isinstance(params[0], dict) else params[0]
+    device = device or first.device
     total = budget.epochs * steps_per_epoch if steps_per_epoch else None
     if total is not None and budget.max_steps:
         total = min(total, budget.max_steps)
