@@ -53,7 +53,8 @@ def _stable_first_k(sub: torch.Tensor, kth: torch.Tensor, k: int
     ordered by value, ties by column. Costs a few passes instead of a full sort."""
     above = sub > kth
     equal = sub == kth
-    take = above | (equal & (equal.cumsum(1) <= k - above.sum(1, keepdim=True)))
+    room = k - above.sum(1, keepdim=True)  # how many of the ties at the k-th value fit
+    take = above | (equal & (equal.cumsum(1, dtype=torch.int32) <= room))
     cols = take.nonzero()[:, 1].view(sub.shape[0], k)  # row-major: ascending columns
     vals = sub.gather(1, cols)
     order = torch.sort(vals, dim=1, descending=True, stable=True).indices
