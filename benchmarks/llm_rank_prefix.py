@@ -1,31 +1,43 @@
-"""llm-rank: shared-prefix KV cache vs the naive full-sequence scorer, same candidates and users.
+"""llm-rank scorers side by side on the same users and candidates: batched across users
+(`batched_scores`, what llm-rank runs), one user at a time with a shared-prefix KV cache
+(`cached_scores`, the previous path), and the naive full-sequence reference.
 
     python benchmarks/llm_rank_prefix.py --users 50 --candidates 20
 
-Draws `--candidates` items per user (seeded) for the first `--users` ml-100k users with a train
-history, scores them both ways with SmolLM2-135M (offline), checks the scores agree to 1e-3 and
-prints both wall times and their ratio. Model loading is excluded; one warm-up user is run
-(and excluded) for each path. On CUDA the device is synchronized around each timed region.
+Draws `--candidates` items per user (seeded) for the first `--users` ml-100k users (users
+1..N; user 0 is the warm-up), and scores them with SmolLM2-135M (offline). The batched and
+one-user paths are timed in alternation (`--repeats` rounds, median per path) so that both see
+the same machine state; the naive path is timed once on the first `--naive-users` users (all
+by default; it is several times slower) and serves as the reference: every path's scores must
+agree with it to 1e-3. Prints users/s per path, the batched / one-user ratio, tokens, torch
+threads and device. Model loading is excluded; one warm-up user per path is run (excluded).
+On CUDA the device is synchronized around each timed region.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 
 import numpy as np
 import torch
 
 from harness.data import load_dataset
-from harness.llm.likelihood import cached_scores, naive_scores
+from harness.llm.likelihood import batched_scores, cached_scores, naive_scores
 from harness.llm.rank import LLMRank
 from harness.splits import make_split
 
 
-def _sync(device):
+def _timed(fn, device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - t0, out
 
 
 def main() -> None:
@@ -34,40 +46,65 @@ def main() -> None:
     ap.add_argument("--candidates", type=int, default=20)
     ap.add_argument("--history-len", type=int, default=10)
     ap.add_argument("--naive-batch", type=int, default=20)
+    ap.add_argument("--naive-users", type=int, default=None)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--token-budget", type=int, default=0, help="0: llm-rank's default")
+    ap.add_argument("--pack-tokens", type=int, default=384)
+    ap.add_argument("--model", default="smollm2-135m")
     args = ap.parse_args()
     ds = load_dataset("ml-100k")
     split = make_split(ds, "random_holdout", {}, seed=0)
-    model = LLMRank(history_len=args.history_len, batch_size=args.candidates)
+    model = LLMRank(model=args.model, history_len=args.history_len,
+                    batch_size=args.candidates, token_budget=args.token_budget,
+                    pack_tokens=args.pack_tokens)
+    model.runtime = {"quiet": True}
     model.fit(split, ds)
-    device = next(model.lm.parameters()).device
+    lm, pad = model.lm, model.tok.pad_token_id
+    device = next(lm.parameters()).device
+    budget = model._budget()
     rng = np.random.default_rng(0)
-    users = list(range(args.users + 1))
     work = [(model.prompt_ids(u), [model.item_ids[i] for i in
                                    rng.choice(ds.n_items, args.candidates, replace=False)])
-            for u in users]
-    pad = model.tok.pad_token_id
-    results, times = {}, {}
-    for name, fn, batch in (("prefix_cache", cached_scores, args.candidates),
-                            ("naive", naive_scores, args.naive_batch)):
-        fn(model.lm, *work[0], batch, "mean", pad)  # warm-up, excluded
-        _sync(device)
-        t0 = time.perf_counter()
-        results[name] = [fn(model.lm, p, c, batch, "mean", pad) for p, c in work[1:]]
-        _sync(device)
-        times[name] = time.perf_counter() - t0
-    diff = max(float((a - b).abs().max()) for a, b in zip(results["prefix_cache"],
-                                                          results["naive"]))
-    prompt_tokens = float(np.mean([len(p) for p, _ in work[1:]]))
-    cand_tokens = float(np.mean([np.mean([len(x) for x in c]) for _, c in work[1:]]))
-    out = {"device": str(device), "torch_threads": torch.get_num_threads(),
-           "users": args.users, "candidates": args.candidates,
-           "mean_prompt_tokens": round(prompt_tokens, 1),
-           "mean_candidate_tokens": round(cand_tokens, 1),
-           "prefix_cache_s": round(times["prefix_cache"], 3), "naive_s": round(times["naive"], 3),
-           "speedup": round(times["naive"] / times["prefix_cache"], 2),
-           "max_abs_score_diff": diff}
+            for u in range(args.users + 1)]
+    prompts, cands = [p for p, _ in work[1:]], [c for _, c in work[1:]]
+    paths = {
+        "batched": lambda ps, cs: batched_scores(lm, ps, cs, "mean", pad, budget,
+                                                 args.pack_tokens),
+        "one_user": lambda ps, cs: [cached_scores(lm, p, c, args.candidates, "mean", pad)
+                                    for p, c in zip(ps, cs)],
+        "naive": lambda ps, cs: [naive_scores(lm, p, c, args.naive_batch, "mean", pad)
+                                 for p, c in zip(ps, cs)],
+    }
+    for fn in paths.values():  # warm-up, excluded
+        fn([work[0][0]], [work[0][1]])
+    times, scores = {"batched": [], "one_user": []}, {}
+    for _ in range(args.repeats):
+        for name in ("one_user", "batched"):
+            t, scores[name] = _timed(lambda: paths[name](prompts, cands), device)
+            times[name].append(t)
+    n_naive = args.users if args.naive_users is None else min(args.naive_users, args.users)
+    t_naive, ref = _timed(lambda: paths["naive"](prompts[:n_naive], cands[:n_naive]), device)
+    diffs = {name: max((float((a.cpu() - b).abs().max()) for a, b in
+                        zip(scores[name][:n_naive], ref)), default=0.0)
+             for name in ("batched", "one_user")}
+    secs = {k: statistics.median(v) for k, v in times.items()}
+    out = {"device": str(device), "dtype": str(next(lm.parameters()).dtype),
+           "torch_threads": torch.get_num_threads(),
+           "torch_interop_threads": torch.get_num_interop_threads(),
+           "users": args.users, "candidates": args.candidates, "repeats": args.repeats,
+           "token_budget": budget, "pack_tokens": args.pack_tokens,
+           "mean_prompt_tokens": round(float(np.mean([len(p) for p in prompts])), 1),
+           "mean_candidate_tokens": round(float(np.mean([len(x) for c in cands for x in c])), 1),
+           "batched_s": [round(t, 3) for t in times["batched"]],
+           "one_user_s": [round(t, 3) for t in times["one_user"]],
+           "batched_users_per_s": round(args.users / secs["batched"], 3),
+           "one_user_users_per_s": round(args.users / secs["one_user"], 3),
+           "speedup_batched_vs_one_user": round(secs["one_user"] / secs["batched"], 2),
+           "naive_users": n_naive, "naive_s": round(t_naive, 3),
+           "naive_users_per_s": round(n_naive / t_naive, 3) if n_naive else None,
+           "max_abs_diff_vs_naive": diffs}
     print(json.dumps(out, indent=2))
-    assert diff <= 1e-3, f"scores differ by {diff}"
+    assert max(diffs.values()) <= 1e-3, f"scores differ from the naive reference: {diffs}"
 
 
 if __name__ == "__main__":

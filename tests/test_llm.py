@@ -210,3 +210,52 @@ def test_llm_rank_batched_users_equal_naive_and_counters(ranker, ml100k):
     expected = c.vocab_size * c.hidden_size + c.num_hidden_layers * layer + c.hidden_size
     assert ranker.info["model_params"] == expected == 134_515_008
     assert ranker.info["model_embedding_params"] == c.vocab_size * c.hidden_size
+
+
+def test_encoder_token_budget_batches(ml100k):
+    """Batches by token budget: every text once, longest first, rows x longest <= budget (a
+    longer text alone), the row cap honoured; embeddings equal the fixed-batch ones."""
+    from harness.llm.encoder import encode, length_batches
+    lengths = [5, 17, 3, 40, 9, 9, 1, 22]
+    for cap, budget in ((None, 30), (2, 1000), (None, 10)):
+        batches = length_batches(lengths, cap, budget)
+        flat = np.concatenate(batches).tolist()
+        assert sorted(flat) == list(range(len(lengths)))
+        assert [lengths[i] for i in flat] == sorted(lengths, reverse=True)
+        for b in batches:
+            width = max(lengths[i] for i in b)
+            assert len(b) == 1 or len(b) * width <= budget
+            assert cap is None or len(b) <= cap
+    texts, _ = item_texts(ml100k)
+    texts = texts[:50]
+    tok, model = load_encoder("minilm")
+    stats: dict = {}
+    small = encode(tok, model, texts, None, token_budget=64, stats=stats)
+    fixed = encode(tok, model, texts, batch_size=16)
+    np.testing.assert_allclose(small, fixed, atol=2e-6)
+    assert stats == {"items": 50, "tokens": sum(len(x) for x in tok(texts)["input_ids"])}
+
+
+def test_llm_embed_counts_its_work_and_encoder_parameters(tmp_path):
+    """items_embedded / tokens_processed count encoded texts (none on a cache hit); the
+    encoder's parameter count is all-MiniLM-L6-v2's from its config (BERT with pooler)."""
+    from harness.data import load_dataset
+    from harness.llm.embed import LLMEmbed
+    ds = load_dataset("synthetic", n_users=30, n_items=40, n_interactions=400)
+    split = make_split(ds, "random_holdout", {}, seed=0)
+    m = LLMEmbed(user_mode="both", token_budget=256)
+    m.runtime = {"cache_dir": tmp_path}
+    m.fit(split, ds)
+    assert m.info["items_embedded"] == ds.n_items + ds.n_users
+    assert m.info["tokens_processed"] > m.info["items_embedded"]
+    h, i, v = 384, 1536, 30522
+    layer = 4 * (h * h + h) + 2 * h + (h * i + i) + (i * h + h) + 2 * h
+    expected = v * h + 512 * h + 2 * h + 2 * h + 6 * layer + (h * h + h)
+    assert m.info["model_params"] == expected == 22_713_216
+    again = LLMEmbed(user_mode="both")
+    again.runtime = {"cache_dir": tmp_path}
+    again.fit(split, ds)
+    assert again.info["items_cache"] == again.info["users_cache"] == "hit"
+    assert again.info["items_embedded"] == 0 == again.info["tokens_processed"]
+    torch.testing.assert_close(again.score(torch.arange(4), torch.arange(ds.n_items)),
+                               m.score(torch.arange(4), torch.arange(ds.n_items)))

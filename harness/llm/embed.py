@@ -10,7 +10,7 @@ import torch
 
 from harness.llm.cache import EmbeddingCache, cache_key
 from harness.llm.encoder import encode
-from harness.llm.loading import load_encoder, select_device
+from harness.llm.loading import load_encoder, param_counts, select_device, select_dtype
 from harness.llm.text import item_texts, user_attributes_text, user_histories
 from harness.perturb.view import view_dataset, view_item_texts, view_user_text
 from harness.recommender import Recommender
@@ -27,42 +27,65 @@ class LLMEmbed(Recommender):
     embedding of a user text listing those items (plus attributes when `user_attributes`);
     `both` = normalized sum of the two. Users with no train history (cold) are scored by pop_i
     alone; their count is in `info["cold_users"]`. w = `pop_weight` (default 0: pure semantic).
+
+    Encoding: texts sorted by token length, batches of at most `token_budget` padded tokens
+    (0: 4096 on CPU, 65536 on CUDA) and, when `batch_size` > 0, at most that many rows;
+    the encoder runs in `dtype` ('auto': float32 on CPU, bf16 (else fp16) on CUDA). `info`
+    counts `items_embedded` and `tokens_processed` (texts and non-padding tokens encoded, not
+    counting cache hits) and the encoder's parameters (`model_params`).
     """
 
     uses_text = True
 
     def __init__(self, model: str = "minilm", template: str = "auto", user_mode: str = "history",
                  max_history: int = 50, decay: float = 0.9, pop_weight: float = 0.0,
-                 user_attributes: bool = False, batch_size: int = 64, max_length: int = 128,
-                 device: str = "auto", dtype: str = "auto", allow_download: bool = False,
-                 seed: int = 0):
+                 user_attributes: bool = False, batch_size: int = 0, max_length: int = 128,
+                 token_budget: int = 0, device: str = "auto", dtype: str = "auto",
+                 allow_download: bool = False, seed: int = 0):
         super().__init__(seed)
         if user_mode not in USER_MODES:
             raise ValueError(f"user_mode must be one of {USER_MODES}, got '{user_mode}'")
         if not 0.0 <= pop_weight <= 1.0:
             raise ValueError(f"pop_weight must be in [0, 1], got {pop_weight}")
+        if batch_size < 0 or token_budget < 0:
+            raise ValueError(f"batch_size and token_budget must be >= 0 (0 = by device), got "
+                             f"{batch_size} and {token_budget}")
         self.model_name, self.template, self.user_mode = model, template, user_mode
         self.max_history, self.decay, self.pop_weight = max_history, decay, pop_weight
         self.user_attributes, self.batch_size, self.max_length = (user_attributes, batch_size,
                                                                   max_length)
+        self.token_budget = token_budget
         self.device_pref, self.dtype, self.allow_download = device, dtype, allow_download
         self.device = str(select_device(device))
         self.info: dict = {}
 
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        """Encode with the (memoized) encoder on this model's device; counts the work."""
+        tok, model = load_encoder(self.model_name, self.device, self.dtype, self.allow_download,
+                                  self.runtime.get("quiet", False))
+        self.info.update(param_counts(model))
+        stats: dict = {}
+        emb = encode(tok, model, texts, self.batch_size or None, self.max_length,
+                     token_budget=self.token_budget or None, stats=stats)
+        self.info["items_embedded"] = self.info.get("items_embedded", 0) + stats["items"]
+        self.info["tokens_processed"] = self.info.get("tokens_processed", 0) + stats["tokens"]
+        return emb
+
     def _embed(self, texts: list[str], template: str, tag: str) -> np.ndarray:
         cache = EmbeddingCache(self.runtime.get("cache_dir"))
-        key = cache_key(self.model_name, template, texts,
-                        {"max_length": self.max_length, "pooling": "mean", "kind": tag})
+        extra = {"max_length": self.max_length, "pooling": "mean", "kind": tag}
+        dtype = select_dtype(torch.device(self.device), self.dtype)
+        if dtype != torch.float32:  # float32 keys stay as they were
+            extra["dtype"] = str(dtype).replace("torch.", "")
+        key = cache_key(self.model_name, template, texts, extra)
         use_cache = self.runtime.get("use_cache", True)
         emb = cache.get(key) if use_cache else None
         self.info[f"{tag}_cache"] = "hit" if emb is not None else "miss"
         if cache.corrupt:
             self.info[f"{tag}_cache"] = f"corrupt, recomputed: {cache.corrupt}"
         if emb is None:
-            tok, model = load_encoder(self.model_name, self.device_pref, self.dtype,
-                                      self.allow_download, self.runtime.get("quiet", False))
             t0 = time.perf_counter()
-            emb = encode(tok, model, texts, self.batch_size, self.max_length)
+            emb = self._encode(texts)
             secs = time.perf_counter() - t0
             self.info[f"{tag}_encode_s"] = round(secs, 3)
             self.info[f"{tag}_per_s"] = round(len(texts) / max(secs, 1e-9), 1)
@@ -71,8 +94,11 @@ class LLMEmbed(Recommender):
         return emb
 
     def fit(self, split, dataset) -> None:
+        opts = getattr(self, "fit_options", None)
+        self.device = str(select_device(self.device_pref, getattr(opts, "device", None)))
         texts, template = item_texts(dataset, self.template)
-        self.info = {"template": template, "model": self.model_name}
+        self.info = {"template": template, "model": self.model_name, "device": self.device,
+                     "items_embedded": 0, "tokens_processed": 0}
         items = torch.from_numpy(self._embed(texts, template, "items"))
         counts = torch.from_numpy(np.asarray(split.train.csr().sum(0)).ravel()).float()
         self.pop = torch.log1p(counts) / torch.log1p(counts.max().clamp(min=1))
@@ -153,9 +179,7 @@ class LLMEmbed(Recommender):
         keys = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
         missing = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in self._memo))
         if missing:
-            tok, model = load_encoder(self.model_name, self.device_pref, self.dtype,
-                                      self.allow_download, self.runtime.get("quiet", False))
-            self._remember(missing, encode(tok, model, missing, self.batch_size, self.max_length))
+            self._remember(missing, self._encode(missing))
             self.info["view_encoded_texts"] = self.info.get("view_encoded_texts", 0) + len(missing)
         return torch.from_numpy(np.stack([self._memo[k] for k in keys]))
 
