@@ -7,6 +7,7 @@ from contextlib import contextmanager
 import torch
 
 from harness.errors import UserError
+from harness.recommender import all_items
 
 
 def pick_device(choice: str, model: str, options=None) -> str:
@@ -45,8 +46,11 @@ def factor_scores(user_factors: torch.Tensor, item_factors: torch.Tensor, cold: 
                   items: torch.Tensor) -> torch.Tensor:
     """score(u, i) = x_uᵀ y_i; users flagged `cold` (no training history) get popularity[i]."""
     u, i = users.long(), items.long()
-    out = user_factors[u] @ item_factors[i].T
-    c = cold[u]
+    rows = user_factors.index_select(0, u.to(user_factors.device))
+    cols = (item_factors if all_items(items, len(item_factors))
+            else item_factors.index_select(0, i.to(item_factors.device)))
+    out = rows @ cols.T
+    c = cold.index_select(0, u.to(cold.device))
     if c.any():
-        out[c] = popularity[i]
+        out[c] = popularity.index_select(0, i.to(popularity.device))
     return out

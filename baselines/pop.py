@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from harness.recommender import Recommender
+from harness.recommender import Recommender, all_items
 
 
 class Pop(Recommender):
@@ -22,4 +22,6 @@ class Pop(Recommender):
         self.counts = torch.from_numpy(counts.astype(np.float32))
 
     def score(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return self.counts[items.long()].unsqueeze(0).expand(len(users), -1).clone()
+        counts = (self.counts if all_items(items, len(self.counts))
+                  else self.counts.index_select(0, items.long()))
+        return counts.unsqueeze(0).expand(len(users), -1).clone()

@@ -46,19 +46,31 @@ def mask_scores(scores: torch.Tensor, exclude_rc) -> torch.Tensor:
     return s
 
 
-def _stable_first_k(sub: torch.Tensor, kth: torch.Tensor, k: int
+def _stable_first_k(sub: torch.Tensor, top_s: torch.Tensor, top_c: torch.Tensor, k: int
                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first k entries of a stable descending sort of each row of `sub`, given each row's
-    k-th largest value `kth` (R, 1): every entry above it, then the lowest columns equal to it;
-    ordered by value, ties by column. Costs a few passes instead of a full sort."""
-    above = sub > kth
-    equal = sub == kth
-    room = k - above.sum(1, keepdim=True)  # how many of the ties at the k-th value fit
-    take = above | (equal & (equal.cumsum(1, dtype=torch.int32) <= room))
-    cols = take.nonzero()[:, 1].view(sub.shape[0], k)  # row-major: ascending columns
-    vals = sub.gather(1, cols)
-    order = torch.sort(vals, dim=1, descending=True, stable=True).indices
-    return vals.gather(1, order), cols.gather(1, order)
+    """The first k entries of a stable descending sort of each row of `sub`, given the rows'
+    `torch.topk(k)` (values, columns): the entries above the k-th value (exactly those of the
+    top-k that exceed it), ordered by value then column, then the lowest columns holding the k-th
+    value (the top-k of `C - column` over those entries). Three passes over the rows."""
+    n = sub.shape[1]
+    kth = top_s[:, k - 1:k]
+    above = top_s > kth
+    # the entries above the k-th value, by value descending then column ascending, first
+    by_col = torch.argsort(top_c, dim=1, stable=True)
+    vals, cols = top_s.gather(1, by_col), top_c.gather(1, by_col)
+    vals_key = torch.where(above.gather(1, by_col), vals, torch.full_like(vals, -torch.inf))
+    by_val = torch.sort(vals_key, dim=1, descending=True, stable=True).indices
+    vals, cols = vals.gather(1, by_val), cols.gather(1, by_val)
+    # then the lowest columns equal to the k-th value (largest n - column among them)
+    back = torch.arange(n, 0, -1, dtype=torch.int32, device=sub.device)
+    key = torch.where(sub == kth, back, torch.zeros((), dtype=torch.int32, device=sub.device))
+    eq_cols = (n - torch.topk(key, k, dim=1).values).long()  # ascending columns
+    n_above = above.sum(1, keepdim=True)
+    pos = torch.arange(k, device=sub.device).unsqueeze(0)
+    from_eq = pos >= n_above
+    cols = torch.where(from_eq, eq_cols.gather(1, (pos - n_above).clamp(min=0)), cols)
+    vals = torch.where(from_eq, kth.expand(-1, k), vals)
+    return vals, cols
 
 
 def top_k(s: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,8 +91,8 @@ def top_k(s: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     fix = (edge | inner | torch.isneginf(top_s[:, -1])) & ~torch.isnan(top_s).any(1)
     rows = torch.nonzero(fix).squeeze(1)  # rows with a NaN are left to the caller's check
     if len(rows):
-        vals, cols = _stable_first_k(s.index_select(0, rows), top_s.index_select(0, rows)[:, -1:],
-                                     k)
+        vals, cols = _stable_first_k(s.index_select(0, rows), top_s.index_select(0, rows),
+                                     top_c.index_select(0, rows), k)
         top_s, top_c = top_s.contiguous(), top_c.contiguous()
         top_s.index_copy_(0, rows, vals)
         top_c.index_copy_(0, rows, cols)
