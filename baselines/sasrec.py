@@ -109,12 +109,12 @@ class SASRec(SequentialRecommender):
     GELU feed-forward of width `inner_size`, as RecBole's SASRec). Trained with Adam on the
     softmax cross-entropy of the next item at every position of windows over each user's train
     sequence (see `windows`); `batch_size` counts target positions (as RecBole's prefixes): a
-    step holds the number of windows that carry batch_size targets on average. Every `eval_every` epochs NDCG@10 on the
-    valid part (full ranking, train history excluded) is measured; the best state is kept and
-    training stops after `patience` evaluations without improvement. Users without history
-    score train popularity. Deterministic on CPU for a seed and thread count (all randomness
-    from the seed, global RNG state restored after fit); `device` "auto" = the harness's
-    device option, else CUDA when available."""
+    step holds the number of windows that carry batch_size targets on average. Every
+    `eval_every` epochs NDCG@10 on the valid part (full ranking, train history excluded) is
+    measured; the best state is kept and training stops after `patience` evaluations without
+    improvement. Users without history score train popularity. Deterministic on CPU for a seed
+    and thread count (all randomness from the seed, global RNG state restored after fit);
+    `device` "auto" = the harness's device option, else CUDA when available."""
 
     param_ranges = {"max_len": "[1, inf)", "hidden_size": "[1, inf)", "n_layers": "[1, inf)",
                     "n_heads": "[1, inf)", "inner_size": "[1, inf)",

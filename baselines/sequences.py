@@ -32,8 +32,8 @@ def ordered_sequences(split, parts: tuple[str, ...]) -> list[np.ndarray]:
     return [items[bounds[u]:bounds[u + 1]] for u in range(split.dataset.n_users)]
 
 
-def left_aligned(seqs: list[np.ndarray], max_len: int, offset: int = 0) -> tuple[torch.Tensor,
-                                                                              torch.Tensor]:
+def left_aligned(seqs: list[np.ndarray], max_len: int,
+                 offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """(len(seqs), max_len) int64 tensor holding the last `max_len` items of each sequence
     (+ `offset`) from position 0, padded with 0 on the right, and the lengths."""
     out = torch.zeros((len(seqs), max_len), dtype=torch.long)
