@@ -16,7 +16,8 @@ sampled every 5 ms) and the process's RSS after it; the dense users x items matr
 would need is printed for scale. `scores/s` is users x items / evaluate seconds; the bound is
 what `torch.topk(k=20)` alone reaches on a float32 matrix of the same batch shape.
 `--baseline-rev REV` also times the evaluation with harness/evaluate.py and the model's module
-as they were at git revision REV (same data, same process) and prints the speed-up.
+as they were at git revision REV (same data, same process, old and new alternately `--repeats`
+times, medians) and prints the speed-up.
 Timings on a shared machine are noisy: read the ratios, and the thread count printed.
 """
 
@@ -108,12 +109,22 @@ def main() -> int:
     ap.add_argument("--max-users", type=int, help="evaluate a seeded subset of users")
     ap.add_argument("--atomic", action="store_true", help="load through atomic files")
     ap.add_argument("--baseline-rev", help="also time the evaluation at this git revision")
+    ap.add_argument("--repeats", type=int, default=3, help="alternating timings per side "
+                                                         "(with --baseline-rev; medians)")
+    ap.add_argument("--param", action="append", default=[], metavar="MODEL.KEY=VALUE",
+                    help="a model parameter, e.g. bpr.epochs=2 (repeatable; value as TOML)")
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     ap.add_argument("--out", type=Path, help="also write the table as CSV here")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     n_users, n_items, n = SIZES[args.size]
+    params: dict = {}
+    for item in args.param:
+        import tomllib
+        key, _, value = item.partition("=")
+        model, _, name = key.partition(".")
+        params.setdefault(model, {})[name] = tomllib.loads(f"v = {value}")["v"]
     print(f"{args.size}: {n_users:,} users x {n_items:,} items, {n:,} interactions "
           f"(dense users x items float32 would be {n_users * n_items * 4 / 2**30:,.1f} GiB); "
           f"torch threads {torch.get_num_threads()}; shared machine: timings are noisy")
@@ -136,8 +147,8 @@ def main() -> int:
     speed = []
     for name in [m for m in args.models.split(",") if m]:
         try:
-            model = stage(rows, "fit", name, n, lambda: fit_model(name, {}, 0, split,
-                                                                  FitOptions()))
+            model = stage(rows, "fit", name, n, lambda: fit_model(
+                name, params.get(name, {}), 0, split, FitOptions()))
         except Exception as exc:  # noqa: BLE001 - a model that refuses the size is a result
             print(f"  fit        {name:8s} refused: {type(exc).__name__}: {exc}")
             rows.append({"interactions": n, "stage": "fit", "model": name,
@@ -150,34 +161,46 @@ def main() -> int:
         rows[-1]["scores_per_s"] = f"{users * ds.n_items / secs:.3g}"
         rows[-1]["topk_bound_scores_per_s"] = f"{bound:.3g}"
         if args.baseline_rev:
-            speed.append(compare(args.baseline_rev, name, split, cand, ev, secs, users, n))
+            speed.append(compare(args.baseline_rev, name, params.get(name, {}), split, cand,
+                                 model, users, args.repeats))
         del model
     table = pd.DataFrame(rows)
     print(f"\n{users:,} evaluated users; " + table.to_string(index=False))
     if speed:
         print(f"\nevaluation vs {args.baseline_rev} (harness/evaluate.py and the model module "
-              f"at that revision, same data, same process):")
+              f"at that revision, same data, same process, alternating, medians):")
         print(pd.DataFrame(speed).to_string(index=False))
     if args.out:
         table.to_csv(args.out, index=False)
     return 0
 
 
-def compare(rev: str, name: str, split, cand, ev_new, new_s: float, users: int, n: int) -> dict:
-    """Time the evaluation with the old evaluate.py and the old model class; check equality."""
+def compare(rev: str, name: str, params: dict, split, cand, model, users: int,
+            repeats: int) -> dict:
+    """Time the evaluation with the current code and with evaluate.py and the model class at
+    `rev`, alternately `repeats` times each (medians: the load of a shared machine drifts);
+    check that both give the same per-user values."""
     from harness import registry
     old_eval = module_at(rev, "harness/evaluate.py", f"_old_evaluate_{rev}")
     cls = registry.resolve(name)
     path = cls.__module__.replace(".", "/") + ".py"
     old_cls = getattr(module_at(rev, path, f"_old_{name}_{rev}"), cls.__name__)
-    model = old_cls(seed=0)
-    model.fit(split, split.dataset)
-    t0 = time.perf_counter()
-    ev = old_eval.evaluate(model.score, cand, KS, METRICS, BATCH, keep_top=True, model=model)
-    old_s = time.perf_counter() - t0
-    same = all(np.array_equal(ev.values[k], ev_new.values[k]) for k in ev.values)
-    return {"model": name, "users": users, "before_s": round(old_s, 2), "after_s": new_s,
-            "speed_up": round(old_s / new_s, 2), "metrics_identical": same}
+    old_model = old_cls(**params, seed=0)
+    old_model.fit(split, split.dataset)
+    times: dict = {"before": [], "after": []}
+    for _ in range(repeats):
+        for label, ev_mod, m in (("after", sys.modules["harness.evaluate"], model),
+                                 ("before", old_eval, old_model)):
+            t0 = time.perf_counter()
+            ev = ev_mod.evaluate(m.score, cand, KS, METRICS, BATCH, keep_top=True, model=m)
+            times[label].append(time.perf_counter() - t0)
+            out = ev if label == "after" else out
+            ref = ev if label == "before" else None
+        same = all(np.array_equal(ref.values[k], out.values[k]) for k in ref.values)
+    before, after = float(np.median(times["before"])), float(np.median(times["after"]))
+    return {"model": name, "users": users, "repeats": repeats, "before_s": round(before, 2),
+            "after_s": round(after, 2), "speed_up": round(before / after, 2),
+            "metrics_identical": same}
 
 
 if __name__ == "__main__":
