@@ -15,12 +15,15 @@ class FitOptions:
     use_cache: False = recompute (and overwrite) cached artifacts.
     quiet: no progress output (CI, --quiet).
     device: "cpu", "cuda", "cuda:1", ... or None = the model's own choice (auto: CUDA if present).
+    target: the part scored after fit ("test": history = train + valid; "valid": train), for
+        models that score from a user's history (sequential models).
     """
 
     cache_dir: Path | None = None
     use_cache: bool = True
     quiet: bool = True
     device: str | None = None
+    target: str = "test"
 
     def with_(self, **changes) -> "FitOptions":
         return replace(self, **changes)

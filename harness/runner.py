@@ -72,7 +72,9 @@ def preflight(suite: Suite, datasets: dict) -> None:
         if table in suite.passes:
             p.preflight(suite.passes[table], suite, datasets, suite.file)
     for i, m in enumerate(suite.models):
-        if getattr(registry.resolve(m.name), "needs_timestamps", False):
+        cls = registry.resolve(m.name)  # a family decides per variant (recbole:SASRec)
+        if getattr(cls, "needs_timestamps", False) or getattr(
+                registry.build(m.name, m.params, 0), "needs_timestamps", False):
             for label, ds in datasets.items():
                 if ds.interactions.timestamp is None:
                     raise SuiteError(suite.file, f"models[{i}].name",
@@ -116,7 +118,8 @@ def run_suite(suite: Suite, out: Path = Path("results"), models: list[str] | Non
     if run_id is not None and dir_name_problem(run_id):
         raise UserError(f"run id: {dir_name_problem(run_id)}")
     run_dir = Path(out) / suite.name / (run_id or default_run_id(suite))
-    options = FitOptions(cache_dir=cache_dir / "embeddings", use_cache=use_cache, quiet=quiet)
+    options = FitOptions(cache_dir=cache_dir / "embeddings", use_cache=use_cache, quiet=quiet,
+                         target=suite.target)
     tasks = select(suite, models, seeds, run_dir.name, run_dir, cache_dir, options, save_runs)
     # Bad input must fail before anything is written: load data and splits first, and reach
     # a named Ray cluster (an unreachable address is an error within a bounded time).
