@@ -70,12 +70,14 @@ def test_every_toml_snippet_loads(page, body, tmp_path, monkeypatch):
         else:
             merged[key] = value
     labels = {m.get("label", m["name"]) for m in merged["models"]}
-    for cand in merged.get("candidates", []):
-        for name in cand.get("models", []) + ([cand["first_stage"]] if "first_stage" in cand
-                                              else []):
-            if name not in labels:
-                merged["models"].append({"name": name})
-                labels.add(name)
+    named = [name for cand in merged.get("candidates", [])
+             for name in cand.get("models", []) + ([cand["first_stage"]] if "first_stage" in cand
+                                                   else [])]
+    named += list(merged.get("execution", {}).get("models", {}))  # [execution.models.<label>]
+    for name in named:
+        if name not in labels:
+            merged["models"].append({"name": name})
+            labels.add(name)
     parse_suite(merged, f"{page.name} snippet")
 
 
