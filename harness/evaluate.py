@@ -44,9 +44,10 @@ def score_columns(score_fn, users: torch.Tensor, items: torch.Tensor) -> torch.T
     return as_scores(score_fn(users, items), (len(users), len(items)))
 
 
-def _masked_top(scores: torch.Tensor, exclude_rc, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _masked_top(scores: torch.Tensor, exclude_rc, k: int,
+                work: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """`mask_scores` then `top_k`, both on the scores' own device."""
-    s = mask_scores(scores, _on(exclude_rc, scores.device))
+    s = mask_scores(scores, _on(exclude_rc, scores.device), work)
     return top_k(s, min(k, s.shape[1]))
 
 
@@ -62,7 +63,7 @@ def _on(rc, device) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def metrics_from_scores(scores: torch.Tensor, truth_rc, exclude_rc, n_relevant: torch.Tensor,
-                        ks: list[int], metrics: list[str]):
+                        ks: list[int], metrics: list[str], work: dict | None = None):
     """Per-user metric values for one (B, C) score matrix. `truth_rc`/`exclude_rc` are (rows, cols)
     index pairs. Masking, top-k and hits run on the scores' device; only the (B, K) top-k and
     hits move to the CPU, where the metrics are computed. Returns ({(metric, k): (B,) float64},
@@ -70,7 +71,7 @@ def metrics_from_scores(scores: torch.Tensor, truth_rc, exclude_rc, n_relevant: 
     (not excluded) candidates is an error (`torch.topk` ranks NaN first, so it is in the top-k).
     """
     kmax = max(ks)
-    top_s, top_c = _masked_top(scores, exclude_rc, kmax)
+    top_s, top_c = _masked_top(scores, exclude_rc, kmax, work)
     if ranking.has_nan(top_s):
         raise ValueError("recommender returned NaN scores")
     hits = ranking.hits(top_c, top_s, truth_rc, scores.shape[1])
@@ -153,7 +154,7 @@ def evaluate(score_fn, cand: Candidates, ks: list[int], metrics: list[str],
         col_of = np.full(n_items, -1, dtype=np.int64)
         col_of[cand.items.numpy()] = np.arange(len(cand.items))
     scorer = model if model is not None else _FnModel(score_fn)
-    parts, tops, top_scores = [], [], []
+    parts, tops, top_scores, work = [], [], [], {}  # work: buffers reused across batches
     for start in range(0, len(cand.users), batch_size):
         rows = cand.users[start:start + batch_size]
         users = torch.from_numpy(rows.astype(np.int64))
@@ -168,7 +169,8 @@ def evaluate(score_fn, cand: Candidates, ks: list[int], metrics: list[str],
             truth_rc, excl_rc = _list_pairs(lists, cand.truth, rows)
             columns = torch.from_numpy(lists)
         vals, top_c, top_s = metrics_from_scores(scores.detach(), truth_rc, excl_rc,
-                                                 torch.from_numpy(n_rel_all[rows]), ks, metrics)
+                                                 torch.from_numpy(n_rel_all[rows]), ks, metrics,
+                                                 work)
         parts.append(vals)
         if pointwise:
             pw_parts.append(_pointwise_batch(scores, truth_rc, excl_rc, calibrated, auc_acc))

@@ -31,14 +31,23 @@ def csr_pairs(m: sp.csr_matrix, rows: np.ndarray, col_of: np.ndarray
     return torch.from_numpy(r[keep]), torch.from_numpy(c[keep].astype(np.int64))
 
 
-def mask_scores(scores: torch.Tensor, exclude_rc) -> torch.Tensor:
+def mask_scores(scores: torch.Tensor, exclude_rc, work: dict | None = None) -> torch.Tensor:
     """A masked copy of (B, C) scores: a model's own -inf becomes the dtype's lowest finite value
     (below real scores, above excluded entries), the (rows, cols) pairs `exclude_rc` become -inf.
     float64 stays float64 (casting would tie scores that differ below float32 resolution); other
-    dtypes become float64. One pass (copy and replace together) plus the excluded entries."""
+    dtypes become float64. One pass (copy and replace together) plus the excluded entries.
+    `work`: a dict the caller keeps across batches; the copy then reuses one buffer (no fresh
+    pages to fault in per batch), valid until the next call with the same dict."""
     s = scores if scores.dtype in (torch.float32, torch.float64) else scores.double()
+    out = None
+    if work is not None:
+        buf = work.get("mask")
+        if (buf is None or buf.dtype != s.dtype or buf.device != s.device
+                or buf.shape[1] != s.shape[1] or buf.shape[0] < s.shape[0]):
+            buf = work["mask"] = torch.empty(s.shape, dtype=s.dtype, device=s.device)
+        out = buf[:s.shape[0]]
     s = torch.nan_to_num(s, nan=float("nan"), posinf=float("inf"),
-                         neginf=torch.finfo(s.dtype).min).contiguous()
+                         neginf=torch.finfo(s.dtype).min, out=out).contiguous()
     rows, cols = exclude_rc
     if len(rows):
         flat = rows.to(s.device, torch.int64) * s.shape[1] + cols.to(s.device, torch.int64)
