@@ -32,6 +32,8 @@ BUILTINS = {
     "llm-rank": "harness.llm.rank:LLMRank",
     "llm-hybrid": "harness.llm.hybrid:LLMHybrid",
     "llm-classifier": "harness.llm.classifier:LLMClassifier",
+    "llm-embed-ft": "harness.llm.embed_ft:LLMEmbedFT",
+    "llm-rank-ft": "harness.llm.rank_ft:LLMRankFT",
 }
 
 
