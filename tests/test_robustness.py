@@ -200,7 +200,10 @@ def test_perturbed_texts_do_not_depend_on_the_suite_models(run, tmp_path):
         '[[models]]\nname = "pop"\n', "").replace('models = ["pop", "listwise"]', "")
     (tmp_path / "s.toml").write_text(alone)
     plugins.SEEN.clear()
-    res = run_suite(load_suite(tmp_path / "s.toml"), tmp_path / "out", quiet=True)
+    from harness.perturb.preflight import RobustnessWarning
+    with pytest.warns(RobustnessWarning, match=r"'candidate_order' applies to no model.*"
+                                               r"\['words'\] are pointwise"):
+        res = run_suite(load_suite(tmp_path / "s.toml"), tmp_path / "out", quiet=True)
     assert not res.failed and {c["model"] for c in res.manifest["cells"]} == {"words"}
     assert sorted(plugins.SEEN) == sorted(seen_full) and len(plugins.SEEN) == 3
 
