@@ -52,7 +52,7 @@ class LLMEmbedFT(Recommender):
 
     def __init__(self, model: str = "minilm", template: str = "auto", history_len: int = 5,
                  max_length: int = 128, item_max_length: int = 64,
-                 popularity_text: bool = False, temperature: float = 0.05,
+                 popularity_text: bool = True, temperature: float = 0.05,
                  uniform_negatives: int = 32, max_examples: int = 1024, adapter: str = "lora", lora_r: int = 8,
                  lora_alpha: float = 16.0, lora_dropout: float = 0.1,
                  lora_targets: list = ["query", "value"], lr: float | None = None,  # noqa: B006
