@@ -6,10 +6,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import torch
 
 from harness.llm.cache import EmbeddingCache, cache_key
 from harness.llm.encoder import encode
-from harness.llm.loading import load_encoder
+from harness.llm.loading import load_encoder, select_device, select_dtype
 
 
 def frozen_item_embeddings(texts: list[str], template: str, model: str, options,
@@ -19,10 +20,13 @@ def frozen_item_embeddings(texts: list[str], template: str, model: str, options,
     """(n_items, dim) L2-normalized mean-pooled embeddings of `texts` by the frozen encoder
     `model`. Cached under `options.cache_dir` with the key `llm-embed` uses for item texts, so
     both share the file; `info` gets items_cache ('hit', 'miss' or 'corrupt, recomputed: ...'),
-    and on a miss items_encode_s and items_embedded."""
+    and on a miss items_encode_s, items_embedded and tokens_processed."""
     cache = EmbeddingCache(options.cache_dir)
-    key = cache_key(model, template, texts,
-                    {"max_length": max_length, "pooling": "mean", "kind": "items"})
+    extra = {"max_length": max_length, "pooling": "mean", "kind": "items"}
+    dt = select_dtype(torch.device(select_device(device)), dtype)
+    if dt != torch.float32:  # as llm-embed: float32 keys carry no dtype
+        extra["dtype"] = str(dt).replace("torch.", "")
+    key = cache_key(model, template, texts, extra)
     emb = cache.get(key) if options.use_cache else None
     info["items_cache"] = "hit" if emb is not None else "miss"
     if cache.corrupt:
@@ -30,9 +34,11 @@ def frozen_item_embeddings(texts: list[str], template: str, model: str, options,
     if emb is None:
         tok, enc = load_encoder(model, device, dtype, allow_download, options.quiet)
         t0 = time.perf_counter()
-        emb = encode(tok, enc, texts, batch_size, max_length)
+        stats: dict = {}
+        emb = encode(tok, enc, texts, batch_size, max_length, stats=stats)
         info["items_encode_s"] = round(time.perf_counter() - t0, 3)
         info["items_embedded"] = len(texts)
+        info["tokens_processed"] = info.get("tokens_processed", 0) + stats.get("tokens", 0)
         if options.use_cache:
             cache.put(key, emb, {"model": model, "template": template})
     return emb

@@ -116,6 +116,7 @@ class LLMHybrid(Recommender):
                                           {n: tuple(p.shape) for n, p in
                                            self.net.named_parameters()})
         self.net.load_state_dict(state, strict=False)
+        info["tokens_processed"] += self.info.get("tokens_processed", 0)  # item-text encoding
         self.info.update(info)
         self._freeze()
 

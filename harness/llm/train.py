@@ -15,6 +15,8 @@ import contextlib
 import copy
 import hashlib
 import json
+import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -302,9 +304,14 @@ class WeightCache:
         if self.path is None:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp))
-        tmp.replace(self.path)
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{self.path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, tmp)
+            os.replace(tmp, self.path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
         write_json(self.meta, {**record, "sha256": _sha256(self.path)})
 
 
