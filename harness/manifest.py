@@ -39,7 +39,7 @@ def build_manifest(suite, run_id: str, datasets: dict, splits: dict, statuses: l
                        "notes": s.notes} for k, s in splits.items()},
         "seeds": list(suite.seeds),
         "evaluation": {"target": suite.target, "metrics": list(suite.metrics),
-                       "ks": list(suite.ks)},
+                       "ks": list(suite.ks), "primary": suite.primary},
         "candidates": candidates,
         "passes": sorted({p for s in statuses for p in s.get("passes", {})}),
         "cells": statuses,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import SuiteError, UserError
+from harness.errors import SuiteError, UserError, did_you_mean
 from harness.metrics import METRICS
 from harness.names import dir_name_problem, file_part
 from harness.validation import Bool, Checker, Int, List, Num, Str, Table
@@ -49,7 +49,9 @@ SECTION_KEYS = {
     "suite": {"name": Str(doc="folder name of the runs"), "description": str,
               "seeds": List(SEED, 1, MAX_SEEDS, unique=True, doc="model seeds")},
     "evaluation": {"target": Str(TARGETS), "metrics": List(Str(tuple(METRICS)), unique=True),
-                   "ks": List(Int(1, MAX_K)), "batch_size": Int(1, 10_000_000)},
+                   "ks": List(Int(1, MAX_K)), "batch_size": Int(1, 10_000_000),
+                   "primary": Str(doc="'metric@k' the holistic leaderboard ranks by "
+                                      "(default ndcg@10)")},
     "model": {"name": Str(nonempty=True, doc="registry name, 'family:variant' or "
                                               "'module:Class'"),
               "label": LABEL, "params": Table(doc="keyword arguments of the recommender")},
@@ -126,6 +128,7 @@ class Suite:
     check: dict = field(default_factory=dict, compare=False)  # [check]: harness.check.config
     passes: dict = field(default_factory=dict, compare=False)  # table name -> its pass's spec
     execution: Any = field(default=None, compare=False)  # [execution]: ExecutionSpec
+    primary: str = "ndcg@10"  # [evaluation] primary: the holistic leaderboard's accuracy column
 
     @property
     def efficiency(self):
@@ -176,11 +179,18 @@ def parse_suite(raw: dict, file: str = "<suite>", sha256: str = "", *,
             c.fail("suite.name", "missing required key")
         name, description, seeds = s["name"], s.get("description", ""), tuple(s.get("seeds", [0]))
     target, metrics, ks, batch, ev_ok = "test", tuple(METRICS), (5, 10, 20), 256, False
+    primary = "ndcg@10"
     with c.section():
         ev = raw.get("evaluation", {})
         c.keys("evaluation", ev, SECTION_KEYS["evaluation"])
         target, metrics = ev.get("target", "test"), tuple(ev.get("metrics", list(METRICS)))
         ks, batch = tuple(sorted(set(ev.get("ks", [5, 10, 20])))), ev.get("batch_size", 256)
+        valid = [f"{m}@{k}" for m in metrics for k in ks]
+        primary = ev.get("primary", "ndcg@10" if "ndcg@10" in valid else valid[0])
+        if primary not in valid:
+            c.problem("evaluation.primary", f"must be 'metric@k' with a metric of "
+                                            f"[evaluation] metrics and a k of ks, got {primary!r}"
+                                            f"{did_you_mean(str(primary), valid)}")
         ev_ok = True
     models = _models(c, raw.get("models"))
     labels = [m.label for m in models]
@@ -206,7 +216,7 @@ def parse_suite(raw: dict, file: str = "<suite>", sha256: str = "", *,
     c.raise_if_any()
     return Suite(file, name, description, seeds, datasets, splits, models, cands,
                  target, metrics, ks, batch, sha256, raw, check=check, passes=pass_specs,
-                 execution=execution)
+                 execution=execution, primary=primary)
 
 
 def _check_table(c: Checker, table) -> dict:

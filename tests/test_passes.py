@@ -212,3 +212,14 @@ def test_pointwise_metrics_under_sampled_candidates_equal_sklearn(tmp_path, writ
     assert "logloss" not in m.index  # pop does not declare calibrated probabilities
     assert passes.higher_is_better("accuracy", "gauc") and not passes.higher_is_better(
         "accuracy", "logloss")
+
+
+def test_primary_metric_is_declared_validated_and_recorded(tmp_path, write_suite,
+                                                           small_suite_text):
+    from harness.errors import SuiteError
+    bad = small_suite_text.replace("ks = [5, 10]", 'ks = [5, 10]\nprimary = "ndgc@10"')
+    with pytest.raises(SuiteError, match="evaluation.primary.*did you mean 'ndcg@10'"):
+        _suite(write_suite, bad, name="bad.toml")
+    good = small_suite_text.replace("ks = [5, 10]", 'ks = [5, 10]\nprimary = "recall@5"')
+    res = run_suite(_suite(write_suite, good), tmp_path, quiet=True)
+    assert res.manifest["evaluation"]["primary"] == "recall@5"
