@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--naive-users", type=int, default=None)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--token-budget", type=int, default=0, help="0: llm-rank's default")
-    ap.add_argument("--pack-tokens", type=int, default=384)
+    ap.add_argument("--pack-tokens", type=int, default=512)
     ap.add_argument("--model", default="smollm2-135m")
     args = ap.parse_args()
     ds = load_dataset("ml-100k")

@@ -82,3 +82,22 @@ def test_batched_is_independent_of_the_other_users(tiny_lm):
 def test_batched_needs_a_decoder_and_output_projection(tiny_lm):
     with pytest.raises(TypeError, match="naive_scores"):
         batched_scores(tiny_lm.model, [[1, 2]], [[[3, 4]]])
+
+
+@pytest.mark.parametrize("how", ["mean", "sum"])
+def test_batched_with_a_shared_prompt_prefix(tiny_lm, how):
+    """Prompts starting with the same 12 tokens (as chat-templated prompts do): the prefix is
+    encoded once and expanded; scores still equal the manual reference. One prompt is the
+    prefix plus a single token (the shared part leaves every prompt >= 1 own token)."""
+    from harness.llm.likelihood import common_prefix
+    g = torch.Generator().manual_seed(4)
+    head = torch.randint(1, 97, (12,), generator=g).tolist()
+    tails, cands = _users(g, (9, 1, 20, 4), [(3, 1, 5), (2, 6), (4, 4, 1), (7,)])
+    prompts = [head + t for t in tails]
+    assert common_prefix(prompts) == 12
+    assert common_prefix([head + [5], head + [5]]) == 12  # each keeps its last token
+    assert common_prefix([[1, 2, 3], [2, 2, 3]]) == 0
+    out = batched_scores(tiny_lm, prompts, cands, how, 0, 4096, 8)
+    for p, cs, s in zip(prompts, cands, out):
+        ref = torch.tensor([_manual(tiny_lm, p, c, how) for c in cs], dtype=torch.float64)
+        assert torch.allclose(s, ref, atol=1e-5), (s, ref)

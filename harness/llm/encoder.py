@@ -37,8 +37,8 @@ def encode(tokenizer, model, texts: list[str], batch_size: int | None = 64, max_
     """(len(texts), dim) float32 embeddings: mean of the last hidden states over non-padding
     tokens, L2-normalized. Texts are batched in order of token length (less padding), each batch
     at most `batch_size` rows (None: no cap) and `token_budget` padded tokens (None:
-    `default_token_budget` of the model's device); the result is returned in input order. Pooling runs in float32 whatever
-    the model's dtype (bf16/fp16 on CUDA). `stats`, when given, gets `tokens` (non-padding
+    `default_token_budget` of the model's device); the result is returned in input order.
+    Pooling runs in float32 whatever the model's dtype (bf16/fp16 on CUDA). `stats`, when given, gets `tokens` (non-padding
     tokens encoded) and `items` added."""
     device = next(model.parameters()).device
     budget = token_budget or default_token_budget(device)

@@ -4,7 +4,8 @@ Three scorers with one definition, score = mean (or sum) over the candidate's to
 log p(token | prompt, previous candidate tokens):
 
 - `batched_scores`: several users per forward. Their prompts are right-padded into one batch
-  (attention mask + position ids), the prompt KV cache is kept, and each user's candidates are
+  (attention mask + position ids; a prefix common to all of them, such as the chat template
+  and instruction, is encoded once), the prompt KV cache is kept, and each user's candidates are
   packed into one row after it (block-causal 4D mask, positions restarting at the prompt
   length for every candidate), so the prompt is encoded once and shared by its candidates with
   no padding between them. Only the hidden states at scored positions go through the output
@@ -145,10 +146,48 @@ def _pack_rows(rows, cands, n_prompt, offsets, device):
     return (ids.to(device), pos.to(device), same.to(device), tgt.to(device), owner.to(device))
 
 
+def common_prefix(prompts: list[list[int]]) -> int:
+    """Length of the token prefix shared by all prompts, leaving each at least one token."""
+    first, n = prompts[0], min(len(p) for p in prompts) - 1
+    for p in prompts[1:]:
+        i = 0
+        while i < n and p[i] == first[i]:
+            i += 1
+        n = i
+    return max(n, 0)
+
+
+def _encode_prompts(body, cache_kw, prompts, pad_id, device, min_shared: int = 8):
+    """Right-padded batch of prompts through the decoder: (per-layer KV, hidden state at each
+    prompt's last token, (G, P) attention mask over the cached positions). A prefix shared by
+    all prompts (chat template, instruction) of >= `min_shared` tokens is encoded once and its
+    cache expanded to the batch."""
+    shared = common_prefix(prompts) if len(prompts) > 1 else 0
+    shared = shared if shared >= min_shared else 0
+    cache, kw = None, {}
+    if shared:
+        pre = body(input_ids=torch.tensor([prompts[0][:shared]], device=device), use_cache=True)
+        b = len(prompts)
+        cache = DynamicCache([(layer.keys.expand(b, -1, -1, -1),
+                               layer.values.expand(b, -1, -1, -1))
+                              for layer in _out_cache(pre).layers])
+        kw = {cache_kw: cache}
+    ids, mask = _pad([p[shared:] for p in prompts], pad_id, device)
+    pos = shared + (mask.cumsum(1) - 1).clamp(min=0)
+    if shared:
+        mask = torch.cat([torch.ones((len(prompts), shared), dtype=mask.dtype, device=device),
+                          mask], 1)
+    res = body(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **kw)
+    kv = [(layer.keys, layer.values) for layer in _out_cache(res).layers]
+    n = mask.sum(1)
+    last = res.last_hidden_state[torch.arange(len(prompts), device=device), n - 1 - shared]
+    return kv, last, mask
+
+
 @torch.inference_mode()
 def batched_scores(model, prompts: list[list[int]], cands: list[list[list[int]]],
-                   how: str = "mean", pad_id: int = 0, token_budget: int = 2048,
-                   pack_tokens: int = 384, head_chunk: int = 512) -> list[torch.Tensor]:
+                   how: str = "mean", pad_id: int = 0, token_budget: int = 8192,
+                   pack_tokens: int = 512, head_chunk: int = 512) -> list[torch.Tensor]:
     """Per user u, a (len(cands[u]),) float64 tensor on the model's device: the score of each
     of its candidates given prompts[u] (same definition as `naive_scores`). Users are grouped
     (by prompt length) so that users x longest prompt <= `token_budget`; each group's packed
@@ -164,13 +203,9 @@ def batched_scores(model, prompts: list[list[int]], cands: list[list[list[int]]]
         for c in g_cands:
             offsets.append(total)
             total += len(c)
-        ids, mask = _pad([prompts[u] for u in group], pad_id, device)
+        kv, last, mask = _encode_prompts(body, cache_kw, [prompts[u] for u in group], pad_id,
+                                         device)
         n_prompt = mask.sum(1)
-        res = body(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1)
-                   .clamp(min=0), use_cache=True)
-        kv = [(layer.keys, layer.values) for layer in _out_cache(res).layers]
-        last = res.last_hidden_state[torch.arange(len(group), device=device), n_prompt - 1]
-        del res
         # first candidate token: from each prompt's last position
         owner0 = torch.tensor([g for g, c in enumerate(g_cands) for _ in c], dtype=torch.long,
                               device=device)

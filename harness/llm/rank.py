@@ -26,7 +26,7 @@ class LLMRank(Recommender):
     Scoring (`prefix_cache = true`, see `likelihood.batched_scores`): the prompts of several
     users go through the model in one batch, each prompt's KV cache is shared by its
     candidates (packed into one row after it), and only scored positions reach the output
-    projection; a forward holds at most `token_budget` tokens (0: 2048 on CPU, 32768 on CUDA),
+    projection; a forward holds at most `token_budget` tokens (0: 8192 on CPU, 65536 on CUDA),
     a packed row at most `pack_tokens`. `prefix_cache = false` scores each candidate as a full
     sequence, `batch_size` candidates per forward (the reference path).
     Users with no train history get a generic cold prompt (counted in `info["cold_users"]`)."""
@@ -36,7 +36,7 @@ class LLMRank(Recommender):
     def __init__(self, model: str = "smollm2-135m", template: str = "auto", history_len: int = 10,
                  shots: int = 0, aggregate: str = "mean", max_prompt_tokens: int = 1024,
                  batch_size: int = 32, prefix_cache: bool = True, user_attributes: bool = False,
-                 token_budget: int = 0, pack_tokens: int = 384, device: str = "auto",
+                 token_budget: int = 0, pack_tokens: int = 512, device: str = "auto",
                  dtype: str = "auto", allow_download: bool = False, seed: int = 0):
         super().__init__(seed)
         if aggregate not in ("mean", "sum"):
@@ -154,7 +154,7 @@ class LLMRank(Recommender):
         return ids
 
     def _budget(self) -> int:
-        return self.token_budget or (32768 if self.device.startswith("cuda") else 2048)
+        return self.token_budget or (65536 if self.device.startswith("cuda") else 8192)
 
     def _score_users(self, users: list[int], lists: list[list[int]]) -> torch.Tensor:
         """(len(users), C) scores on the model's device, lists[r] = user r's candidates."""
@@ -169,6 +169,8 @@ class LLMRank(Recommender):
             rows = [naive_scores(self.lm, p, c, self.batch_size, self.aggregate, pad)
                     for p, c in zip(prompts, cands)]
         out = torch.stack(rows).to(self.device)
+        if out.is_cuda:  # score_s is wall time of finished work
+            torch.cuda.synchronize(out.device)
         self.info["score_s"] = round(self.info["score_s"] + time.perf_counter() - t0, 4)
         self.info["users_scored"] += len(users)
         self.info["prompt_tokens"] += sum(len(p) * (1 if self.prefix_cache else len(c))
