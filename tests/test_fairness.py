@@ -155,7 +155,7 @@ def test_per_user_snsr_snsv():
     assert sim.snsr([0.5, np.nan]) == 0.0
 
 
-# --- gaps: permutation test, bootstrap, determinism -------------------------------------------------
+# --- gaps: permutation test, bootstrap, determinism ----------------------------------------
 
 def _range_of_means(*samples, axis=-1):
     means = np.stack([s.mean(axis=axis) for s in samples])
@@ -232,8 +232,6 @@ def _recbole_metrics():
 @pytest.fixture(scope="module")
 def knn_lists():
     """Top-10 lists of itemknn on a synthetic split (full candidates)."""
-    import torch
-
     from baselines.itemknn import ItemKNN
     from harness.candidates import full_candidates
     from harness.data import load_dataset
@@ -247,7 +245,6 @@ def knn_lists():
     ev = evaluate(model.score, cand, [10], ["ndcg"], keep_top=True)
     lists = it.valid_lists(ev.top_items, ev.top_scores, 10)
     assert (lists >= 0).all()
-    del torch
     return lists, split, ds.n_items
 
 

@@ -12,7 +12,7 @@ c(i) = Σ_u [i ∈ L_u] = how often i is recommended.
                    → 1 = all exposure on one item                          (RecBole GiniIndex)
 - entropy@k      = −Σ_i p_i log2 p_i, p_i = c(i) / Σ c, in bits (max log2 |C|). RecBole's
                    ShannonEntropy uses ln and divides by the number of distinct recommended items.
-- arp@k          = mean_u mean_{i∈L_u} φ(i)                     (Elliot ARP; RecBole AveragePopularity)
+- arp@k          = mean_u mean_{i∈L_u} φ(i)          (Elliot ARP; RecBole AveragePopularity)
 - aplt@k         = mean_u |L_u ∩ T| / |L_u|, T = the long tail (`popularity_groups`)  (Elliot APLT)
 - pop_lift@k     = mean_u (ARP(L_u) − ARP(P_u)) / ARP(P_u), P_u = u's train items: the list's
                    popularity relative to the user's own profile (per-user form of the
