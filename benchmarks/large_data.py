@@ -163,6 +163,7 @@ def main() -> int:
         if args.baseline_rev:
             speed.append(compare(args.baseline_rev, name, params.get(name, {}), split, cand,
                                  model, users, args.repeats))
+            print(f"  vs {args.baseline_rev}: {speed[-1]}", flush=True)
         del model
     table = pd.DataFrame(rows)
     print(f"\n{users:,} evaluated users; " + table.to_string(index=False))

@@ -13,6 +13,7 @@ import dataclasses
 import multiprocessing as mp
 import os
 import signal
+import socket
 import sys
 import time
 from collections import OrderedDict, deque
@@ -197,6 +198,7 @@ class ProcessExecutor:
             if not out.ok and not out.seconds:
                 out.seconds = round(time.monotonic() - w.started, 4)
             out.placement.setdefault("executor", self.label)
+            out.placement.setdefault("host", socket.gethostname())
             out.placement.setdefault("pid", w.proc.pid)
             w.job = w.deadline = None
             if retire or out.tainted:
@@ -206,7 +208,6 @@ class ProcessExecutor:
         return done
 
     def info(self) -> dict:
-        import socket
         return {"executor": self.label, "workers": self.n, "threads_per_worker": self.threads,
                 "start_method": "spawn", "nodes": [{"host": socket.gethostname(),
                                                     "cpus": os.cpu_count()}]}
