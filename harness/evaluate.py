@@ -110,11 +110,14 @@ def score_lists(model, users: torch.Tensor, lists: torch.Tensor,
                 to_cpu: bool = True) -> torch.Tensor:
     """(B, C) scores for per-user candidate lists (-1 = padding, scored -inf). Uses the model's
     `score_candidates(users, lists)` when it declares one, else `score` on the batch's union.
+    Padding reaches `score_candidates` as item 0, or as -1 when the model declares
+    `list_padding = True` (it may then skip those entries; their scores are ignored).
     `to_cpu=False` leaves them on the device the model returned them on."""
     valid = lists >= 0
     fn = getattr(model, "score_candidates", None)
     if fn is not None:
-        out = as_scores(fn(users, lists.clamp(min=0)), tuple(lists.shape), "score_candidates()")
+        given = lists if getattr(model, "list_padding", False) is True else lists.clamp(min=0)
+        out = as_scores(fn(users, given), tuple(lists.shape), "score_candidates()")
     else:
         uniq, inv = torch.unique(lists.clamp(min=0), return_inverse=True)
         out = score_columns(model.score, users, uniq)

@@ -141,3 +141,22 @@ def test_rank_top_and_metrics_return_cpu_top_k(device):
     assert torch.equal(c2, top_c) and torch.equal(s2, top_s)
     assert values[("hit", 1)].tolist() == [0.0, 0.0]
     assert values[("mrr", 3)].tolist() == [0.5, 0.5]
+
+
+def test_list_padding_reaches_only_models_that_declare_it():
+    seen = []
+
+    class Plain:
+        def score_candidates(self, users, lists):
+            seen.append(lists.clone())
+            return lists.double()
+
+    class Skips(Plain):
+        list_padding = True
+
+    users, lists = torch.tensor([0, 1]), torch.tensor([[3, -1], [4, 5]])
+    plain = score_lists(Plain(), users, lists)
+    skips = score_lists(Skips(), users, lists)
+    assert seen[0].tolist() == [[3, 0], [4, 5]] and seen[1].tolist() == [[3, -1], [4, 5]]
+    expected = torch.tensor([[3.0, -torch.inf], [4.0, 5.0]], dtype=torch.float64)
+    assert torch.equal(plain, expected) and torch.equal(skips, expected)

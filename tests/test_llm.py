@@ -259,3 +259,19 @@ def test_llm_embed_counts_its_work_and_encoder_parameters(tmp_path):
     assert again.info["items_embedded"] == 0 == again.info["tokens_processed"]
     torch.testing.assert_close(again.score(torch.arange(4), torch.arange(ds.n_items)),
                                m.score(torch.arange(4), torch.arange(ds.n_items)))
+
+
+def test_llm_rank_skips_list_padding(ranker, ml100k):
+    """With `list_padding`, score_lists hands -1 padding through; llm-rank does not score it
+    (-inf there, no tokens counted) and the other entries are unchanged."""
+    from harness.evaluate import score_lists
+    users = torch.tensor([5, 9])
+    lists = torch.tensor([[10, 20, 30, -1, -1], [40, -1, 50, 60, 70]])
+    before = ranker.info["candidate_tokens"]
+    s = score_lists(ranker, users, lists)
+    assert ranker.info["candidate_tokens"] - before == sum(
+        len(ranker.item_ids[i]) for i in lists[lists >= 0].tolist())
+    assert torch.isneginf(s[lists < 0]).all() and torch.isfinite(s[lists >= 0]).all()
+    dense = ranker.score_candidates(users, torch.tensor([[10, 20, 30], [40, 50, 60]]))
+    assert torch.allclose(s[0, :3].cpu(), dense[0].cpu(), atol=1e-4)
+    assert torch.allclose(s[1, [0, 2, 3]].cpu(), dense[1].cpu(), atol=1e-4)

@@ -32,6 +32,7 @@ class LLMRank(Recommender):
     Users with no train history get a generic cold prompt (counted in `info["cold_users"]`)."""
 
     uses_text = True
+    list_padding = True  # score_candidates gets -1 for list padding and skips it
 
     def __init__(self, model: str = "smollm2-135m", template: str = "auto", history_len: int = 10,
                  shots: int = 0, aggregate: str = "mean", max_prompt_tokens: int = 1024,
@@ -156,8 +157,8 @@ class LLMRank(Recommender):
     def _budget(self) -> int:
         return self.token_budget or (65536 if self.device.startswith("cuda") else 8192)
 
-    def _score_users(self, users: list[int], lists: list[list[int]]) -> torch.Tensor:
-        """(len(users), C) scores on the model's device, lists[r] = user r's candidates."""
+    def _score_users(self, users: list[int], lists: list[list[int]]) -> list[torch.Tensor]:
+        """Per user r, the scores of items lists[r] (float64, on the model's device)."""
         prompts = [self.prompt_ids(u) for u in users]
         cands = [[self.item_ids[i] for i in items] for items in lists]
         pad = self.tok.pad_token_id
@@ -167,23 +168,30 @@ class LLMRank(Recommender):
                                   self.pack_tokens)
         else:
             rows = [naive_scores(self.lm, p, c, self.batch_size, self.aggregate, pad)
-                    for p, c in zip(prompts, cands)]
-        out = torch.stack(rows).to(self.device)
-        if out.is_cuda:  # score_s is wall time of finished work
-            torch.cuda.synchronize(out.device)
+                    .to(self.device) for p, c in zip(prompts, cands)]
+        if self.device.startswith("cuda"):  # score_s is wall time of finished work
+            torch.cuda.synchronize(self.device)
         self.info["score_s"] = round(self.info["score_s"] + time.perf_counter() - t0, 4)
         self.info["users_scored"] += len(users)
         self.info["prompt_tokens"] += sum(len(p) * (1 if self.prefix_cache else len(c))
                                           for p, c in zip(prompts, cands))
         self.info["candidate_tokens"] += sum(len(c) for cs in cands for c in cs)
-        return out
+        return rows
 
     def _score_user(self, user: int, items: list[int]) -> torch.Tensor:
         return self._score_users([user], [items])[0]
 
     def score_candidates(self, users: torch.Tensor, lists: torch.Tensor) -> torch.Tensor:
-        return self._score_users([int(u) for u in users], lists.tolist())
+        """(B, C) scores; list padding (-1, see `list_padding`) is not scored (-inf)."""
+        valid = lists >= 0
+        kept = [[i for i in row if i >= 0] for row in lists.tolist()]
+        rows = self._score_users([int(u) for u in users], kept)
+        out = torch.full(tuple(lists.shape), -torch.inf, dtype=torch.float64,
+                         device=self.device)
+        if valid.any():
+            out[valid.to(self.device)] = torch.cat(rows)
+        return out
 
     def score(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         row = items.tolist()
-        return self._score_users([int(u) for u in users], [row] * len(users))
+        return torch.stack(self._score_users([int(u) for u in users], [row] * len(users)))
