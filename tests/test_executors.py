@@ -62,7 +62,7 @@ def _tables(run_dir):
 def test_same_results_in_process_workers_and_ray(tmp_path, write_suite, monkeypatch):
     """Bit-identical metrics and per-user rows whichever executor ran the cells; a crashing
     model fails only its cell everywhere; the manifest says where each cell ran."""
-    pytest.importorskip("ray")
+    import ray  # noqa: F401  (installed by the test set-up: tested for real, never skipped)
     # code identity taken once: edits to a shared working tree must not defeat the resume
     from harness.identity import cell_identity
     frozen: dict = {}
@@ -359,3 +359,20 @@ def test_large_catalog_is_evaluated_in_bounded_memory():
     assert ds.n_users * ds.n_items * 4 > 10 * 2 ** 30
     assert len(ev.users) == 1024 and ev.top_items.shape == (1024, 10)
     assert mem.result()["peak_mb"] < 1024
+
+
+def test_ray_refuses_a_cell_no_node_can_run(tmp_path, write_suite, capsys):
+    """A cell asking for a GPU on a cluster without one is an error before the run (Ray would
+    otherwise keep it pending forever); the Ray the run started is shut down."""
+    import ray
+    text = BASE.format(name="gpu") + """
+[[models]]
+name = "pop"
+[execution.models.pop]
+num_gpus = 0.5
+"""
+    assert _cli(tmp_path, write_suite(text), "--executor", "ray", "--workers", "2") == 2
+    assert "asks for gpu = 0.5 per cell, but no node of the Ray cluster has more than 0" in \
+        capsys.readouterr().err
+    assert not ray.is_initialized()
+    assert not (tmp_path / "out" / "gpu").exists()

@@ -73,12 +73,25 @@ def shard_stage(task, ws, model, users: tuple[int, int], log) -> Evaluation:
 
 
 def merge(parts: list[Evaluation]) -> Evaluation:
-    """One Evaluation from user-range parts given in user order."""
+    """One Evaluation from user-range parts given in user order (pointwise per-user values
+    concatenated, the global AUC recomputed over the union of the parts' pairs)."""
+    from harness.pointwise import GlobalAUC
     cat = lambda xs: None if any(x is None for x in xs) else np.concatenate(xs)  # noqa: E731
     keys = list(parts[0].values)
+    pointwise, pairs, global_auc = None, None, None
+    if all(p.pointwise is not None for p in parts):
+        pointwise = {name: np.concatenate([p.pointwise[name] for p in parts])
+                     for name in parts[0].pointwise}
+    if all(p.auc_pairs is not None for p in parts):
+        pairs = GlobalAUC()
+        for p in parts:
+            pairs.scores += p.auc_pairs.scores
+            pairs.labels += p.auc_pairs.labels
+        global_auc = pairs.value()
     return Evaluation(np.concatenate([p.users for p in parts]),
                       {k: np.concatenate([p.values[k] for p in parts]) for k in keys},
-                      cat([p.top_items for p in parts]), cat([p.top_scores for p in parts]))
+                      cat([p.top_items for p in parts]), cat([p.top_scores for p in parts]),
+                      pointwise, global_auc, pairs)
 
 
 def prepared_result(task, ws, model, evaluation: Evaluation, fit: dict) -> Prepared:
