@@ -131,6 +131,39 @@ def test_sasrec_learns_next_item_beyond_pop(chain_split, fitted_sasrec):
     assert torch.equal(fitted_sasrec.score_candidates(users, lists), direct)
 
 
+def test_sasrec_history_view(chain_split, fitted_sasrec):
+    """The clean view (user_histories) scores bit-identically to no view, per target; reversed
+    or shuffled histories change the scores (the valid target's next item is lost when the
+    order is reversed); None restores the clean scores."""
+    from harness.llm.text import user_histories
+    from harness.perturb.interactions import HistoryShuffle
+    m, hist = fitted_sasrec, user_histories(chain_split)
+    users, items = torch.arange(N_USERS), torch.arange(N_ITEMS)
+    shuffled, _ = HistoryShuffle().histories(hist, 1.0, 0, chain_split)
+    for target in ("test", "valid"):
+        m.target = target
+        try:
+            clean = m.score(users, items)
+            m.set_history_view(hist)
+            assert torch.equal(m.score(users, items), clean)
+            assert np.array_equal(m.history_len_used(users),
+                                  [min(len(h), TINY["max_len"]) for h in m.history(users)])
+            for view in ([h[::-1] for h in hist], shuffled):
+                m.set_history_view(view)
+                assert not torch.equal(m.score(users, items), clean)
+            m.set_history_view([h[::-1] for h in hist])
+            if target == "valid":
+                valid = full_candidates(chain_split, "valid")
+                assert _ndcg(m, valid) < 0.5
+                m.set_history_view(None)
+                assert _ndcg(m, valid) > 0.8
+            m.set_history_view(None)
+            assert torch.equal(m.score(users, items), clean)
+        finally:
+            m.set_history_view(None)
+            m.target = None
+
+
 def test_sasrec_parameter_errors():
     with pytest.raises(UserError, match="no parameter 'max_lenn'.*did you mean 'max_len'"):
         registry.build("sasrec", {"max_lenn": 20})
@@ -210,6 +243,28 @@ def test_recbole_sequential_under_every_candidate_protocol(chain_split, fitted_r
     users = torch.from_numpy(sampled.users[:5].astype(np.int64))
     assert torch.equal(m.score_candidates(users, lists),
                        m.score(users, torch.arange(N_ITEMS)).gather(1, lists))
+
+
+def test_recbole_sequential_history_view(chain_split, fitted_recbole_sasrec):
+    """The clean view scores as no view; a reversed one changes the scores; items RecBole never
+    saw are left out of a view's histories."""
+    from harness.llm.text import user_histories
+    m, hist = fitted_recbole_sasrec, user_histories(chain_split)
+    users, items = torch.arange(N_USERS), torch.arange(N_ITEMS)
+    clean, saved = m.score(users, items), m.item_map.clone()
+    try:
+        m.set_history_view(hist)
+        assert torch.equal(m.score(users, items), clean)
+        m.set_history_view([h[::-1] for h in hist])
+        assert not torch.equal(m.score(users, items), clean)
+        m.item_map[int(hist[0][0])] = -1  # as if RecBole never saw it
+        m.set_history_view(hist)
+        assert len(m.history([0])[0]) == len(hist[0])  # train - 1 + the valid item
+        assert m.history_len_used(users).max() <= m.max_len
+    finally:
+        m.item_map = saved
+        m.set_history_view(None)
+    assert torch.equal(m.score(users, items), clean)
 
 
 def test_recbole_gru4rec_trains_and_scores(chain_split):

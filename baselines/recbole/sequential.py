@@ -55,7 +55,8 @@ class RecBoleSequential(RecBoleRecommender, SequentialRecommender):
     score(u, i) = the model's `full_sort_predict` (or `predict`) on u's last
     MAX_ITEM_LIST_LENGTH items before the scoring target (train for valid, train + valid for
     test; `scoring_target()`). Users with an empty history score 0; items RecBole never saw
-    score -inf.
+    score -inf. A history view (`set_history_view`, see `SequentialRecommender`) replaces the
+    train part of the histories; items RecBole never saw are left out of them.
     """
 
     needs_timestamps = True
@@ -95,6 +96,12 @@ class RecBoleSequential(RecBoleRecommender, SequentialRecommender):
                          scoring_target=self.scoring_target())
 
     # ---- scoring -------------------------------------------------------------------------
+    def set_history_view(self, histories) -> None:
+        if histories is not None and hasattr(self, "_histories"):
+            known = self.item_map.numpy() >= 0
+            histories = [h[known[h]] for h in map(np.asarray, histories)]
+        super().set_history_view(histories)
+
     def _interaction(self, users: torch.Tensor, hist: list[np.ndarray]):
         items = self.item_map.numpy()
         seq, length = left_aligned([items[h] for h in hist], self.max_len)

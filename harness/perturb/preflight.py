@@ -8,7 +8,7 @@ from __future__ import annotations
 import warnings
 
 from harness.errors import SuiteError, did_you_mean
-from harness.perturb.view import default_fields
+from harness.perturb.view import default_fields, reads_history
 
 
 class RobustnessWarning(UserWarning):
@@ -36,9 +36,17 @@ def _check_fields(entry, key: str, datasets: dict, file: str) -> None:
                              f"{hint}{did_you_mean(missing[0], table.columns)}")
 
 
+def _reads_history(m, cls) -> bool:
+    """The class has `set_history_view`, or the built instance has (a family's variant, e.g.
+    'recbole:SASRec')."""
+    from harness import registry
+    return reads_history(cls) or reads_history(registry.build(m.name, m.params, 0))
+
+
 def preflight_robustness(spec, suite, datasets: dict, file: str) -> None:
     from harness import registry
     classes = {m.label: registry.resolve(m.name) for m in suite.models}
+    specs = {m.label: m for m in suite.models}
     in_pass = [m.label for m in suite.models if not spec.models or m.label in spec.models]
     for i, e in enumerate(spec.perturbations):
         key = f"robustness.perturbations[{i}]"
@@ -48,7 +56,7 @@ def preflight_robustness(spec, suite, datasets: dict, file: str) -> None:
             ok = [m for m in models if getattr(classes[m], "uses_text", False)]
             why = "read no text (uses_text)"
         elif e.kind == "history":
-            ok = [m for m in models if callable(getattr(classes[m], "set_history_view", None))]
+            ok = [m for m in models if _reads_history(specs[m], classes[m])]
             why = "score from no history view (set_history_view)"
         elif e.kind == "order":
             ok = [m for m in models if getattr(classes[m], "order_sensitive", False)
