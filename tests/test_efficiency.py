@@ -356,3 +356,5 @@ min_duration_s = 0.0
     assert _value(eff, "llm-embed", "params") >= (40 + 30) * 384  # user + item embeddings
     assert rec["dtype"] == "float32" and rec["model_batch_size"] == 16
     assert _value(eff, "llm-embed", "latency_p50_ms") > 0
+    lens = rec["scenarios"]["single_stream"]["history_len"]  # declared: min(history, 50)
+    assert 0 < lens["mean"] <= lens["max"] <= 50

@@ -303,3 +303,104 @@ def test_recbole_sequential_parameter_errors():
         registry.build("recbole:SASRecF")
     with pytest.raises(UserError, match="did you mean 'SASRec'"):
         registry.build("recbole:sasrec")
+
+
+# ---- under the robustness and efficiency passes -------------------------------------------
+
+PASSES_SUITE = """
+[suite]
+name = "seq-passes"
+seeds = [0]
+[[datasets]]
+name = "synthetic"
+n_users = 40
+n_items = 30
+n_interactions = 600
+[[splits]]
+protocol = "leave_one_out"
+[[candidates]]
+protocol = "sampled"
+n_negatives = 10
+[evaluation]
+metrics = ["ndcg"]
+ks = [5]
+[[models]]
+name = "pop"
+{recbole}
+[[models]]
+name = "sasrec"
+[models.params]
+max_len = 5
+hidden_size = 16
+n_layers = 1
+n_heads = 1
+inner_size = 32
+epochs = 2
+device = "cpu"
+
+[robustness]
+bootstrap = 0
+[[robustness.perturbations]]
+name = "history_shuffle"
+severities = [1.0]
+[[robustness.perturbations]]
+name = "history_drop"
+severities = [0.5]
+models = {listed}
+[efficiency]
+scenarios = ["single_stream", "server"]
+warmup = 2
+requests = 16
+threads = 1
+server = { qps = 50, duration_s = 0.2, seed = 1 }
+"""
+RB_MODEL = """[[models]]
+name = "recbole:SASRec"
+label = "rb"
+[models.params]
+epochs = 1
+MAX_ITEM_LIST_LENGTH = 4
+hidden_size = 8
+inner_size = 16
+n_layers = 1
+n_heads = 1
+device = "cpu"
+"""
+
+
+def test_sequential_models_under_robustness_and_efficiency(tmp_path):
+    """History perturbations run on sasrec (and recbole:SASRec when installed), with no
+    preflight warning for an entry listing them; pop skips them. The efficiency record and
+    leaderboard state the history length the timed requests used (at most max_len)."""
+    import importlib.util
+    import warnings
+    from harness.perturb.preflight import RobustnessWarning
+    from harness.runner import run_suite
+    from harness.suite import load_suite
+    rb = importlib.util.find_spec("recbole") is not None
+    seq = ["sasrec", "rb"] if rb else ["sasrec"]
+    text = PASSES_SUITE.replace("{recbole}", RB_MODEL if rb else "").replace(
+        "{listed}", str(seq).replace("'", '"'))
+    (tmp_path / "s.toml").write_text(text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RobustnessWarning)
+        res = run_suite(load_suite(tmp_path / "s.toml"), tmp_path / "out", quiet=True)
+    assert not res.failed and res.manifest["n_failed_passes"] == 0
+    rob = res.metrics[res.metrics["pass"] == "robustness"]
+    by = {m: set(g["perturbation"]) for m, g in rob.groupby("model")}
+    for model in seq:
+        assert {"history_shuffle@1", "history_drop@0.5", "history@worst"} <= by[model]
+    assert "pop" not in by
+    cells = {c["model"]: c for c in res.manifest["cells"]}
+    assert cells["pop"]["robustness"]["skipped"]["history_shuffle"].startswith("scores from no")
+    assert cells["sasrec"]["robustness"]["runs"]["history_shuffle@1"]["changed"] > 0
+    caps = {"sasrec": 5, "rb": 4}
+    for model in seq:
+        lens = cells[model]["efficiency"]["scenarios"]["single_stream"]["history_len"]
+        assert 0 < lens["mean"] <= lens["max"] == caps[model]
+        assert cells[model]["efficiency"]["scenarios"]["server"]["history_len"]["max"] <= 5
+    assert "history_len" not in cells["pop"]["efficiency"]["scenarios"]["single_stream"]
+    board = (res.run_dir / "leaderboard.md").read_text()
+    assert "history_len (mean / max)" in board
+    assert any(line.startswith("| sasrec |") and line.endswith("/ 5 |")
+               for line in board.splitlines())

@@ -15,6 +15,11 @@ tokens = prompt_tokens + candidate_tokens + tokens_processed (llm-rank exposes t
 items embedded = `items_embedded`, or, for llm-embed's convention, round(<tag>_per_s *
 <tag>_encode_s) summed over tags. Estimated FLOPs = 2 * (parameters of the torch modules the
 model holds) * tokens: the dense forward-pass cost, ignoring attention's sequence-length term.
+
+History length: a model that scores from a user's history may declare
+`history_len_used(users) -> array` (per harness user index, the number of history items it
+reads, e.g. min(len(history), max_len) for sequential models); the latency scenarios record its
+mean and max over the timed requests. Models that declare nothing get no such record.
 """
 
 from __future__ import annotations
@@ -100,6 +105,16 @@ def counters(model) -> dict:
                    for t in tags if isinstance(info.get(f"{t}_per_s"), (int, float))]
         items = int(sum(derived)) if derived else None
     return {"tokens": int(sum(tok)) if tok else None, "items_embedded": items}
+
+
+def history_lengths(model, users: np.ndarray) -> dict | None:
+    """{'mean', 'max'} of `model.history_len_used(users)` (None when the model declares no
+    history length or there are no users)."""
+    fn = getattr(model, "history_len_used", None)
+    if not callable(fn) or not len(users):
+        return None
+    n = np.asarray(fn(torch.from_numpy(np.asarray(users, np.int64))), dtype=float)
+    return {"mean": round(float(n.mean()), 4), "max": int(n.max())}
 
 
 def delta(before: dict, after: dict) -> dict:

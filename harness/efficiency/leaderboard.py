@@ -1,6 +1,8 @@
 """The efficiency section of leaderboard.md: one table per (dataset, split, candidates), models x
 efficiency metrics (mean over seeds), unavailable percentiles and failed scenarios marked, and
-the harness's own overhead (the `null` recommender) as a share of the cheapest real model."""
+the harness's own overhead (the `null` recommender) as a share of the cheapest real model. Models
+that declare the history length they score from get a `history_len (mean / max)` column by the
+latencies (single_stream's timed requests, else the server's)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ ORDER = ["params", "fit_seconds", "peak_memory_mb", "fit_items_embedded_per_s",
          "latency_p*", "tokens_per_request", "flops_per_request", "server_achieved_qps",
          "server_latency_mean_ms", "server_latency_p*"]
 NULL_RECOMMENDER = "null"
+_HISTORY_NOTE = (" history_len (mean / max): history items the model scored from per timed "
+                 "request, as it declares (`history_len_used`; e.g. min(history, max_len)).")
 
 
 def _rank(metric: str) -> tuple:
@@ -64,7 +68,8 @@ def efficiency_section(metrics: pd.DataFrame, statuses: list[dict]) -> list[str]
         cost = [c for c in cols if _rank(c)[0] < ORDER.index("latency_mean_ms")]
         for part in (cost, [c for c in cols if c not in cost]):
             if part:
-                lines += [_table(part, models, mean, cells, with_failed=part is cost), ""]
+                lines += [_table(part, models, mean, cells, with_failed=part is cost,
+                                 history=part is not cost), ""]
         lines += _overhead(mean, models, null_models)
     lines += _notes(records)
     failures = [(s["cell"], n, e.get("error", "")) for s in records
@@ -79,8 +84,25 @@ def efficiency_section(metrics: pd.DataFrame, statuses: list[dict]) -> list[str]
     return lines
 
 
-def _table(cols, models, mean, cells, with_failed: bool) -> str:
-    head = ["model"] + cols + (["failed scenarios"] if with_failed else [])
+def _history_len(cells: list[dict]) -> str | None:
+    """'mean / max' history length of the timed requests (mean over cells; None: undeclared)."""
+    found = []
+    for s in cells:
+        sc = s["efficiency"].get("scenarios", {})
+        rec = next((sc[n]["history_len"] for n in ("single_stream", "server")
+                    if "history_len" in sc.get(n, {})), None)
+        if rec is not None:
+            found.append(rec)
+    if not found:
+        return None
+    return f"{_fmt(sum(r['mean'] for r in found) / len(found))} / {max(r['max'] for r in found)}"
+
+
+def _table(cols, models, mean, cells, with_failed: bool, history: bool = False) -> str:
+    lens = {m: _history_len([s for s in cells if s["model"] == m]) for m in models}
+    history = history and any(v is not None for v in lens.values())
+    head = ["model"] + cols + (["history_len (mean / max)"] if history else []) + (
+        ["failed scenarios"] if with_failed else [])
     out = []
     for m in models:
         mc = [s for s in cells if s["model"] == m]
@@ -89,7 +111,8 @@ def _table(cols, models, mean, cells, with_failed: bool) -> str:
                          if e.get("status") == "failed"})
         vals = [_fmt(mean[(m, c)]) if (m, c) in mean.index
                 else (_short(una[c]) if c in una else "–") for c in cols]
-        out.append([m] + vals + ([", ".join(failed)] if with_failed else []))
+        out.append([m] + vals + ([lens[m] or "–"] if history else [])
+                   + ([", ".join(failed)] if with_failed else []))
     return markdown_table(head, out)
 
 
@@ -131,5 +154,5 @@ def _notes(records: list[dict]) -> list[str]:
             f"CPU). fit_seconds of LLM recommenders excludes loading the weights when the "
             f"accuracy pass already loaded them (memoized per process). `null` models score "
             f"nothing: their latency is the harness's own overhead (constant scores also take "
-            f"top-k's tie-breaking sort). Wall-clock timings on a shared machine are noisy.",
-            ""]
+            f"top-k's tie-breaking sort). Wall-clock timings on a shared machine are noisy."
+            + (_HISTORY_NOTE if any(_history_len([r]) for r in records) else ""), ""]

@@ -10,7 +10,9 @@ caller goes on with the next one.
 - single_stream: `warmup` untimed requests, then up to `requests` timed ones, one user each,
   back to back; latency = the request's own time. Users follow a seeded permutation of the
   candidate users (cycling when there are more requests than users; the count of distinct users
-  is recorded, as repeated users may hit model-side caches).
+  is recorded, as repeated users may hit model-side caches). Models that score from a history
+  and declare `history_len_used` get the mean and max history length of the timed requests
+  (`history_len`, see `facts`), in this scenario's record and the server's.
 - server: `warmup` untimed requests, then Poisson arrivals at `qps` for `duration_s` (seeded
   schedule) served by one server in arrival order: a request starts at max(its arrival, the
   previous completion), latency = completion - scheduled arrival (queueing included).
@@ -26,7 +28,7 @@ import numpy as np
 import torch
 
 from harness.efficiency.clock import RequestTimeout, deadline, now, sync, wait_until
-from harness.efficiency.facts import counters, declared_device, delta
+from harness.efficiency.facts import counters, declared_device, delta, history_lengths
 from harness.efficiency.memory import PeakMemory
 from harness.efficiency.stats import latency_figures
 
@@ -210,9 +212,17 @@ def single_stream(model, wl, spec, order: np.ndarray, module_params: int,
                       "stopped_early": len(lat) < spec.requests, "distinct_users": out.n_users,
                       "warmup": warm, "unavailable": unavailable, "work": work,
                       "total_seconds": round(float(np.sum(lat)), 6)}
+        _history(out.record, model, wl, served)
     except Exception as exc:  # noqa: BLE001
         return out.fail(exc)
     return out
+
+
+def _history(record: dict, model, wl, positions: np.ndarray) -> None:
+    """record['history_len'] of the timed requests' users (untimed; models that declare it)."""
+    lens = history_lengths(model, wl.cand.users[np.asarray(positions, np.int64)])
+    if lens is not None:
+        record["history_len"] = lens
 
 
 def poisson_schedule(qps: float, duration_s: float, seed: int) -> np.ndarray:
@@ -276,6 +286,7 @@ def server(model, wl, spec, order: np.ndarray, progress=None) -> Outcome:
                                           if service else None),
                       "utilization": round(float(np.sum(service)) / elapsed, 4) if lat else None,
                       "warmup": warm, "unavailable": unavailable}
+        _history(out.record, model, wl, served[:len(lat)])
     except Exception as exc:  # noqa: BLE001
         return out.fail(exc)
     return out

@@ -15,7 +15,7 @@ from harness.llm.adapters import (check_adapter, count_parameters, load_trainabl
                                   make_trainable, trainable_state)
 from harness.llm.examples import history_text, item_documents, labeled_pairs, next_item_examples
 from harness.llm.loading import load_encoder
-from harness.llm.text import item_texts, user_histories
+from harness.llm.text import capped_lengths, item_texts, user_histories
 from harness.llm.train import (NEGATIVE_SAMPLERS, Budget, Step, cached_training, check_choice,
                                check_positive, fit_options, seeded, train, training_device)
 from harness.recommender import Recommender
@@ -181,6 +181,10 @@ class LLMClassifier(Recommender):
             self.info["tokens_processed"] += int(enc["attention_mask"].sum())
         self.info["pairs_scored"] += len(items)
         return torch.cat(out).double()
+
+    def history_len_used(self, users) -> np.ndarray:
+        """History items read per user: min(len(history), history_len)."""
+        return capped_lengths(self.hist, users, self.history_len)
 
     def score_candidates(self, users: torch.Tensor, lists: torch.Tensor) -> torch.Tensor:
         return torch.stack([self._probs(int(u), row.tolist()) for u, row in zip(users, lists)])

@@ -11,7 +11,7 @@ import torch
 from harness.llm.cache import EmbeddingCache, cache_key
 from harness.llm.encoder import encode
 from harness.llm.loading import load_encoder, param_counts, select_device, select_dtype
-from harness.llm.text import item_texts, user_attributes_text, user_histories
+from harness.llm.text import capped_lengths, item_texts, user_attributes_text, user_histories
 from harness.perturb.view import view_dataset, view_item_texts, view_user_text
 from harness.recommender import Recommender
 
@@ -136,6 +136,11 @@ class LLMEmbed(Recommender):
             users = torch.nn.functional.normalize(users + uemb, dim=-1)
         users[torch.from_numpy(cold)] = 0.0
         return users, torch.from_numpy(cold)
+
+    def history_len_used(self, users) -> np.ndarray:
+        """History items read per user: min(len(history), max_history)."""
+        hist = self._clean["hist"] if self._history_view is None else self._history_view
+        return capped_lengths(hist, users, self.max_history)
 
     @property
     def text_targets(self) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ from harness.llm.adapters import (check_adapter, count_parameters, load_trainabl
 from harness.llm.encoder import encode
 from harness.llm.examples import history_text, item_documents, next_item_examples
 from harness.llm.loading import load_encoder
-from harness.llm.text import item_texts, user_histories
+from harness.llm.text import capped_lengths, item_texts, user_histories
 from harness.llm.train import (Budget, Step, cached_training, check_choice, check_positive,
                                fit_options, seeded, train, training_device, valid_metric)
 from harness.recommender import Recommender
@@ -172,6 +172,10 @@ class LLMEmbedFT(Recommender):
                        desc="llm-embed-ft", quiet=opts.quiet, device=dev)
         result.info.update(examples=len(examples))
         return result
+
+    def history_len_used(self, users) -> np.ndarray:
+        """History items read per user: min(len(history), history_len)."""
+        return capped_lengths(self.hist, users, self.history_len)
 
     def _embed_all(self) -> None:
         """Item and user vectors with the current encoder (eval mode)."""

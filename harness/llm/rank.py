@@ -11,7 +11,7 @@ import torch
 from harness.llm.likelihood import batched_scores, naive_scores
 from harness.llm.loading import load_causal_lm, param_counts, select_device
 from harness.llm.prompts import messages, render
-from harness.llm.text import item_texts, user_attributes_text, user_histories
+from harness.llm.text import capped_lengths, item_texts, user_attributes_text, user_histories
 from harness.perturb.view import view_dataset, view_item_texts, view_user_text
 from harness.recommender import Recommender
 
@@ -82,6 +82,11 @@ class LLMRank(Recommender):
                        "dataset": dataset, "template": template, "end": end}
         self._ids_memo = dict(zip(self.texts, self.item_ids))  # text -> token ids (views)
         self._view = self._history_view = None
+
+    def history_len_used(self, users) -> np.ndarray:
+        """History items read per user: min(len(history), history_len) (the token budget may
+        drop more: info truncated_users)."""
+        return capped_lengths(self.hist, users, self.history_len)
 
     def set_text_view(self, view) -> None:
         """Read item text, user attributes (`view.users`) and the texts describing a user (its

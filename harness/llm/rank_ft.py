@@ -18,7 +18,7 @@ from harness.llm.answer import answer_logits, pad_right, yes_probs_cached
 from harness.llm.examples import labeled_pairs, next_item_examples
 from harness.llm.loading import load_causal_lm
 from harness.llm.prompts import render
-from harness.llm.text import item_texts, user_histories
+from harness.llm.text import capped_lengths, item_texts, user_histories
 from harness.llm.train import (NEGATIVE_SAMPLERS, Budget, Step, cached_training, check_choice,
                                check_positive, fit_options, seeded, train, training_device,
                                valid_metric)
@@ -126,6 +126,11 @@ class LLMRankFT(Recommender):
                 return ids[-self.max_prompt_tokens:]
             hist = hist[:-1]
             self.info["truncated_prompts"] = self.info.get("truncated_prompts", 0) + 1
+
+    def history_len_used(self, users) -> np.ndarray:
+        """History items read per user: min(len(history), history_len) (the token budget may
+        drop more: info truncated_prompts)."""
+        return capped_lengths(self.hist, users, self.history_len)
 
     def user_prompt(self, user: int) -> list[int]:
         if user not in self._prompts:

@@ -52,6 +52,12 @@ def user_histories(split: Split) -> list[np.ndarray]:
     return [items[bounds[u]:bounds[u + 1]] for u in range(n)]
 
 
+def capped_lengths(hist: list[np.ndarray], users, cap: int) -> np.ndarray:
+    """Per user, min(len(history), cap): the history items a model reads (its
+    `history_len_used`, recorded by the efficiency pass)."""
+    return np.array([min(len(hist[int(u)]), cap) for u in users], np.int64)
+
+
 def user_attributes_text(ds: Dataset, user: int, fields: list[str] | None = None) -> str:
     """'age: 24, gender: M, ...' for the user's attribute fields (empty when there are none)."""
     if ds.users is None:
