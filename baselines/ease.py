@@ -26,25 +26,48 @@ def serial_blas():
 def ease_weights(gram: np.ndarray, l2: float) -> np.ndarray:
     """B = I - P / diag(P) with P = (G + l2 I)^-1 and G = XᵀX, i.e. B[i, j] = -P[i, j] / P[j, j]
     off the diagonal and B[j, j] = 0.
-
     G + l2 I is symmetric positive definite for l2 > 0, so P comes from one Cholesky
-    factorization and its triangular inverse (LAPACK potrf + potri, float64: about half the
-    flops of a general inverse), in place in one float64 copy of G. Below `SERIAL_BELOW` items
-    BLAS runs on one thread for it (restored after): such a factorization takes a fraction of
-    a second, and parallel BLAS mostly adds synchronization there, which a busy machine turns
-    into seconds."""
+    factorization and its inverse in float64 (about half the flops of a general inverse).
+    Below `SERIAL_BELOW` items: LAPACK potrf + potri through scipy, in place in one float64 copy
+    of G, BLAS on one thread (restored after): such a factorization takes a fraction of a
+    second, and parallel BLAS mostly adds synchronization there, which a busy machine turns into
+    seconds. From `SERIAL_BELOW` items on: torch's LAPACK (cholesky_ex + cholesky_inverse, two
+    float64 copies at the peak), because scipy's bundled OpenBLAS crashed the process (SIGSEGV
+    in potrf/potri) on a 16,384-item catalog with two threads (benchmarks/large_data.py)."""
     n = gram.shape[0]
+    if n >= SERIAL_BELOW:
+        return _weights_from_inverse(_spd_inverse_torch(gram, l2))
     g = np.array(gram, dtype=np.float64, order="F")  # the only n x n copy
     g.flat[::n + 1] += l2
-    with serial_blas() if n < SERIAL_BELOW else contextlib.nullcontext():
+    with serial_blas():
         c, info = sl.lapack.dpotrf(g, lower=False, clean=False, overwrite_a=True)
         if info == 0:
             c, info = sl.lapack.dpotri(c, lower=False, overwrite_c=True)
+    _check(info, l2)
+    lower = np.tril_indices(n, -1)
+    c[lower] = c.T[lower]  # potri fills the upper triangle only
+    return _weights_from_inverse(c)
+
+
+def _check(info: int, l2: float) -> None:
     if info != 0:
         raise UserError(f"EASE: XᵀX + l2 I is not positive definite (LAPACK info {info}); "
                         f"use l2 > 0 (got {l2})")
-    lower = np.tril_indices(n, -1)
-    c[lower] = c.T[lower]  # potri fills the upper triangle only
+
+
+def _spd_inverse_torch(gram: np.ndarray, l2: float) -> np.ndarray:
+    """(G + l2 I)^-1 in float64 through torch's Cholesky."""
+    g = torch.from_numpy(np.array(gram, dtype=np.float64))
+    g.diagonal().add_(l2)
+    factor, info = torch.linalg.cholesky_ex(g)
+    del g
+    _check(int(info), l2)
+    return torch.cholesky_inverse(factor).numpy()
+
+
+def _weights_from_inverse(c: np.ndarray) -> np.ndarray:
+    """B = -P / diag(P) with a zero diagonal, in place in P."""
+    n = c.shape[0]
     c /= -np.diag(c).copy()[None, :]
     c.flat[::n + 1] = 0.0
     return c

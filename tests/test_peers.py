@@ -308,7 +308,10 @@ def test_als_cg_converges_to_exact_and_ignores_thread_count(split):
     assert torch.equal(runs[0], runs[1])
 
 
-def test_ease_weights_equal_general_inverse():
+@pytest.mark.parametrize("serial_below", [2048, 4])  # scipy's potrf/potri, then torch's path
+def test_ease_weights_equal_general_inverse(serial_below, monkeypatch):
+    import baselines.ease as ease_module
+    monkeypatch.setattr(ease_module, "SERIAL_BELOW", serial_below)
     gen = np.random.default_rng(0)
     x = (gen.random((50, 12)) < 0.3).astype(np.float64)
     g = x.T @ x
@@ -317,4 +320,4 @@ def test_ease_weights_equal_general_inverse():
     np.fill_diagonal(expected, 0.0)
     np.testing.assert_allclose(ease_weights(g, 5.0), expected, rtol=1e-10, atol=1e-13)
     with pytest.raises(UserError, match="not positive definite"):
-        ease_weights(np.zeros((3, 3)), 0.0)
+        ease_weights(np.zeros((12, 12)), 0.0)
