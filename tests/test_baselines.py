@@ -147,6 +147,16 @@ def test_ease_matches_constrained_ridge():
                                x @ expected, rtol=1e-5, atol=1e-5)
 
 
+def test_ease_item_subset_is_the_full_scores_columns_exactly():
+    split = synthetic_split()
+    model = fitted("ease")
+    users = torch.tensor([17, 3, 150, 42])
+    full = model.score(users, torch.arange(split.dataset.n_items))
+    items = torch.tensor([9, 120, 0, 77, 9])
+    assert torch.equal(model.score(users, items), full[:, items])
+    assert model.weights.is_contiguous()  # row-major B: scoring reads its rows
+
+
 def test_ease_refuses_too_many_items():
     split = synthetic_split()
     with pytest.raises(UserError, match="max_items"):
