@@ -4,22 +4,10 @@ reused by every candidate (the naive full-sequence path is the reference)."""
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 from transformers import DynamicCache
 
-
-def _cache_kw(module) -> str:
-    """The forward keyword of a KV cache: `cache` in newer transformers, else
-    `past_key_values`."""
-    return "cache" if "cache" in inspect.signature(module.forward).parameters \
-        else "past_key_values"
-
-
-def _out_cache(out):
-    cache = getattr(out, "cache", None)
-    return cache if cache is not None else out.past_key_values
+from harness.llm.likelihood import _cache_arg, _out_cache
 
 
 def pad_right(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,7 +42,7 @@ def yes_probs_cached(lm, prompt: list[int], suffixes: list[list[int]], answers: 
     device = weight.device
     res = body(input_ids=torch.tensor([prompt], device=device), use_cache=True)
     kv = [(layer.keys, layer.values) for layer in _out_cache(res).layers]
-    kw, n = _cache_kw(body), len(prompt)
+    kw, n = _cache_arg(body), len(prompt)
     out = []
     for start in range(0, len(suffixes), batch_size):
         ids, mask = pad_right(suffixes[start:start + batch_size], pad_id, device)
