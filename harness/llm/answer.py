@@ -7,18 +7,7 @@ from __future__ import annotations
 import torch
 from transformers import DynamicCache
 
-from harness.llm.likelihood import _cache_arg, _out_cache
-
-
-def pad_right(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids, attention mask), right-padded to the longest sequence."""
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for row, s in enumerate(seqs):
-        ids[row, :len(s)] = torch.tensor(s)
-        mask[row, :len(s)] = 1
-    return ids.to(device), mask.to(device)
+from harness.llm.likelihood import _cache_arg, _out_cache, pad_right
 
 
 def answer_logits(lm, ids: torch.Tensor, mask: torch.Tensor,

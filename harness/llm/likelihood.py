@@ -28,13 +28,14 @@ import torch
 from transformers import DynamicCache
 
 
-def _pad(cands: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(c) for c in cands)
-    ids = torch.full((len(cands), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(cands), width), dtype=torch.long)
-    for row, c in enumerate(cands):
-        ids[row, :len(c)] = torch.tensor(c)
-        mask[row, :len(c)] = 1
+def pad_right(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention mask), right-padded to the longest sequence."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, s in enumerate(seqs):
+        ids[row, :len(s)] = torch.tensor(s)
+        mask[row, :len(s)] = 1
     return ids.to(device), mask.to(device)
 
 
@@ -172,7 +173,7 @@ def _encode_prompts(body, cache_kw, prompts, pad_id, device, min_shared: int = 8
                                layer.values.expand(b, -1, -1, -1))
                               for layer in _out_cache(pre).layers])
         kw = {cache_kw: cache}
-    ids, mask = _pad([p[shared:] for p in prompts], pad_id, device)
+    ids, mask = pad_right([p[shared:] for p in prompts], pad_id, device)
     pos = shared + (mask.cumsum(1) - 1).clamp(min=0)
     if shared:
         mask = torch.cat([torch.ones((len(prompts), shared), dtype=mask.dtype, device=device),
@@ -264,7 +265,7 @@ def cached_scores(model, prompt: list[int], cands: list[list[int]], batch_size: 
     scores = []
     for start in range(0, len(cands), batch_size):
         chunk = cands[start:start + batch_size]
-        ids, mask = _pad(chunk, pad_id, device)
+        ids, mask = pad_right(chunk, pad_id, device)
         b, t = ids.shape
         cache = DynamicCache([(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in kv])
         attn = torch.cat([torch.ones((b, n_prompt), dtype=torch.long, device=device), mask], 1)
@@ -290,7 +291,7 @@ def naive_scores(model, prompt: list[int], cands: list[list[int]], batch_size: i
     scores = []
     for start in range(0, len(cands), batch_size):
         chunk = cands[start:start + batch_size]
-        ids, mask = _pad([prompt + c for c in chunk], pad_id, device)
+        ids, mask = pad_right([prompt + c for c in chunk], pad_id, device)
         logits = model(input_ids=ids, attention_mask=mask).logits
         lp = logits[:, n_prompt - 1:-1].float().log_softmax(-1).gather(
             2, ids[:, n_prompt:, None]).squeeze(2)

@@ -14,8 +14,9 @@ import torch.nn.functional as F
 from harness.errors import UserError
 from harness.llm.adapters import (check_adapter, count_parameters, load_trainable,
                                   make_trainable, trainable_state)
-from harness.llm.answer import answer_logits, pad_right, yes_probs_cached
+from harness.llm.answer import answer_logits, yes_probs_cached
 from harness.llm.examples import labeled_pairs, next_item_examples
+from harness.llm.likelihood import pad_right
 from harness.llm.loading import load_causal_lm
 from harness.llm.prompts import render
 from harness.llm.text import capped_lengths, item_texts, user_histories
