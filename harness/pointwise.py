@@ -115,6 +115,11 @@ class GlobalAUC:
         self.scores.append(s[valid])
         self.labels.append(rel.bool().cpu()[valid])
 
+    def extend(self, other: "GlobalAUC") -> None:
+        """Add the pairs another accumulator kept (e.g. another user range of the same cell)."""
+        self.scores += other.scores
+        self.labels += other.labels
+
     def value(self) -> float:
         if not self.scores:
             return float("nan")

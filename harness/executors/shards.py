@@ -85,8 +85,7 @@ def merge(parts: list[Evaluation]) -> Evaluation:
     if all(p.auc_pairs is not None for p in parts):
         pairs = GlobalAUC()
         for p in parts:
-            pairs.scores += p.auc_pairs.scores
-            pairs.labels += p.auc_pairs.labels
+            pairs.extend(p.auc_pairs)
         global_auc = pairs.value()
     return Evaluation(np.concatenate([p.users for p in parts]),
                       {k: np.concatenate([p.values[k] for p in parts]) for k in keys},
