@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
+from baselines.als_cpu import add_sampled_gram, row_sums
+from baselines.kernels import balanced_bounds, numba_threads
 from baselines.factors import factor_scores, intra_op_threads, pick_device
 from harness.errors import UserError
 from harness.recommender import Recommender
@@ -43,39 +44,72 @@ def als_half_step(x: sp.csr_matrix, y: torch.Tensor, alpha: float, l2: float,
     return out
 
 
-def csr_pattern(x: sp.csr_matrix, r0: int, r1: int, device, dtype) -> torch.Tensor:
-    """Rows r0:r1 of the binary `x` as a torch CSR tensor (int32 indices when they fit)."""
-    lo, hi = x.indptr[r0], x.indptr[r1]
+def csr_pattern(x: sp.csr_matrix, device, dtype) -> torch.Tensor:
+    """The binary `x` as a torch CSR tensor (int32 indices when they fit)."""
     itype = np.int32 if x.nnz < 2 ** 31 else np.int64
-    ip = torch.from_numpy((x.indptr[r0:r1 + 1] - lo).astype(itype)).to(device)
-    ix = torch.from_numpy(x.indices[lo:hi].astype(itype)).to(device)
+    ip = torch.from_numpy(x.indptr.astype(itype)).to(device)
+    ix = torch.from_numpy(x.indices.astype(itype)).to(device)
     with warnings.catch_warnings():  # "sparse CSR support is in beta"
         warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(ip, ix, torch.ones(hi - lo, dtype=dtype, device=device),
-                                       (r1 - r0, x.shape[1]), check_invariants=False)
+        return torch.sparse_csr_tensor(ip, ix, torch.ones(x.nnz, dtype=dtype, device=device),
+                                       x.shape, check_invariants=False)
 
 
-def cg_rows(pattern: torch.Tensor, w0: torch.Tensor, y: torch.Tensor, gram: torch.Tensor,
-            alpha: float, steps: int) -> torch.Tensor:
-    """`steps` conjugate-gradient iterations from `w0` on the rows' systems A_u w_u = b_u with
-    A_u = gram + alpha Σ_{i∈u} y_i y_iᵀ (gram = YᵀY + l2 I) and b_u = (1 + alpha) Σ_{i∈u} y_i,
-    for all rows of the binary CSR `pattern` at once: A_u v_u for every row is
-    v gram + alpha S Y with S = the pattern's entries (v_u · y_i), one sampled dense-dense
-    product and one sparse-dense product, O(nnz · f) per iteration. Rows without entries get
-    0, their exact solution."""
-    y_t = y.T.contiguous()
+class TorchRows:
+    """The rows of a binary matrix for `cg_rows`, as a torch CSR tensor on any device: the
+    sparse part of A_u v_u is one sampled dense-dense product (the entries v_u · y_i) and one
+    sparse-dense product."""
 
-    def a_mul(v: torch.Tensor) -> torch.Tensor:
-        s = torch.sparse.sampled_addmm(pattern, v, y_t, beta=0.0)
+    def __init__(self, x: sp.csr_matrix, device, dtype):
+        self.pattern = csr_pattern(x, device, dtype)
+        self.empty = torch.from_numpy(np.diff(x.indptr) == 0).to(device)
+
+    def sum_y(self, y: torch.Tensor) -> torch.Tensor:
+        return self.pattern @ y
+
+    def a_mul(self, v: torch.Tensor, y: torch.Tensor, gram: torch.Tensor,
+              alpha: float) -> torch.Tensor:
+        s = torch.sparse.sampled_addmm(self.pattern, v, y.T, beta=0.0)
         return torch.addmm(alpha * (s @ y), v, gram)
 
+
+class CompiledRows:
+    """The rows of a binary matrix for `cg_rows` on the CPU: the sparse products are numba
+    kernels (`baselines.als_cpu`) over `n_blocks` row blocks of about equal work
+    (nonzeros + rows), run in parallel on numba's threads."""
+
+    def __init__(self, x: sp.csr_matrix, n_blocks: int = 64):
+        self.indptr, self.indices = x.indptr, x.indices
+        self.empty = torch.from_numpy(np.diff(x.indptr) == 0)
+        self.bounds = balanced_bounds(x.indptr + np.arange(x.shape[0] + 1), n_blocks)
+
+    def sum_y(self, y: torch.Tensor) -> torch.Tensor:
+        out = torch.empty((len(self.empty), y.shape[1]), dtype=y.dtype)
+        row_sums(self.bounds, self.indptr, self.indices, y.numpy(), out.numpy())
+        return out
+
+    def a_mul(self, v: torch.Tensor, y: torch.Tensor, gram: torch.Tensor,
+              alpha: float) -> torch.Tensor:
+        out = v @ gram
+        add_sampled_gram(self.bounds, self.indptr, self.indices, v.numpy(), y.numpy(),
+                         np.float32(alpha), out.numpy())
+        return out
+
+
+def cg_rows(rows, w0: torch.Tensor, y: torch.Tensor, gram: torch.Tensor, alpha: float,
+            steps: int) -> torch.Tensor:
+    """`steps` conjugate-gradient iterations from `w0` on the systems A_u w_u = b_u of all
+    `rows` (`TorchRows` or `CompiledRows`) at once, with A_u = gram + alpha Σ_{i∈u} y_i y_iᵀ
+    (gram = YᵀY + l2 I) and b_u = (1 + alpha) Σ_{i∈u} y_i; O(nnz · f) per iteration. Step:
+    a = rᵀr / pᵀAp (0 when pᵀAp ≤ 0), w += a p, r -= a Ap, p = r + (r'ᵀr' / rᵀr) p. Rows without
+    entries get 0, their exact solution."""
     w = w0.clone()
-    w[pattern.crow_indices().diff() == 0] = 0.0
-    r = (1.0 + alpha) * (pattern @ y) - a_mul(w)
+    w[rows.empty] = 0.0
+    r = (1.0 + alpha) * rows.sum_y(y) - rows.a_mul(w, y, gram, alpha)
     p = r.clone()
     rs = (r * r).sum(1)
     for _ in range(steps):
-        ap = a_mul(p)
+        ap = rows.a_mul(p, y, gram, alpha)
         pap = (p * ap).sum(1)
         a = torch.where(pap > 0, rs / pap, 0.0)[:, None]
         w.addcmul_(a, p)
@@ -86,29 +120,12 @@ def cg_rows(pattern: torch.Tensor, w0: torch.Tensor, y: torch.Tensor, gram: torc
     return w
 
 
-def row_blocks(x: sp.csr_matrix, n_blocks: int, device, dtype) -> list[tuple]:
-    """(r0, r1, CSR pattern of rows r0:r1) for up to `n_blocks` row blocks of `x` of about equal
-    work (nonzeros + rows)."""
-    work = x.indptr + np.arange(x.shape[0] + 1)
-    cuts = np.searchsorted(work, np.linspace(0, work[-1], n_blocks + 1)[1:-1])
-    bounds = [0, *sorted(set(int(c) for c in cuts) - {0, x.shape[0]}), x.shape[0]]
-    return [(r0, r1, csr_pattern(x, r0, r1, device, dtype))
-            for r0, r1 in zip(bounds[:-1], bounds[1:])]
-
-
-def cg_half_step(blocks: list[tuple], w0: torch.Tensor, y: torch.Tensor, alpha: float,
-                 l2: float, steps: int) -> torch.Tensor:
-    """New row factors against fixed `y` by `cg_rows`, warm started from `w0`, for the row
-    `blocks` of the binary training matrix (see `row_blocks`). Several blocks are solved by a
-    thread pool, one block per thread (coarse-grained parallelism); rows are independent, so
-    the result does not depend on the blocks."""
+def cg_half_step(rows, w0: torch.Tensor, y: torch.Tensor, alpha: float, l2: float,
+                 steps: int) -> torch.Tensor:
+    """New row factors against fixed `y` by `cg_rows`, warm started from `w0`."""
     f = y.shape[1]
     gram = torch.addmm(torch.eye(f, dtype=y.dtype, device=y.device), y.T, y, beta=l2)
-    solve = lambda b: cg_rows(b[2], w0[b[0]:b[1]], y, gram, alpha, steps)  # noqa: E731
-    if len(blocks) == 1:
-        return solve(blocks[0])
-    with ThreadPoolExecutor(len(blocks)) as pool:
-        return torch.cat(list(pool.map(solve, blocks)))
+    return cg_rows(rows, w0, y, gram, alpha, steps)
 
 
 class ALS(Recommender):
@@ -119,8 +136,9 @@ class ALS(Recommender):
     solver "cg" (default): each half step runs `cg_steps` conjugate-gradient iterations per row,
     warm started from the previous factors (Takács, Pilászy & Tikk 2011, as the implicit library
     does); O(nnz · f) per step, on CPU or CUDA (`device`: "auto" = CUDA when available, or the
-    harness's fit option; "cpu"; "cuda"). On CPU the rows are solved by a pool of as many
-    threads as torch's intra-op setting, each running its block on one intra-op thread.
+    harness's fit option; "cpu"; "cuda"). On CPU the sparse products are compiled kernels run
+    on as many threads as torch's intra-op setting (numba's pool), the dense ones run on one
+    intra-op thread, so the factors do not depend on the thread count.
     solver "exact": the exact per-row solves (batched dense systems, CPU, O(nnz · f²)).
     score(u, i) = x_uᵀ y_i; users with no training history get train popularity scores; items
     never seen in training get zero factors (score 0)."""
@@ -156,9 +174,11 @@ class ALS(Recommender):
                                       getattr(self, "fit_options", None))
             dev = torch.device(self.device)
             u, v = u.to(dev), v.to(dev)
-            workers = torch.get_num_threads() if dev.type == "cpu" else 1
-            rows, cols = (row_blocks(m, workers, dev, u.dtype) for m in (x, xt))
-            with intra_op_threads(1 if dev.type == "cpu" else None):
+            on_cpu = dev.type == "cpu"
+            rows, cols = ((CompiledRows(m) if on_cpu else TorchRows(m, dev, u.dtype))
+                          for m in (x, xt))
+            with numba_threads(torch.get_num_threads()), \
+                    intra_op_threads(1 if on_cpu else None):
                 for _ in range(self.iterations):
                     u = cg_half_step(rows, u, v, self.alpha, self.l2, self.cg_steps)
                     v = cg_half_step(cols, v, u, self.alpha, self.l2, self.cg_steps)

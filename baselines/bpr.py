@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 
 from harness.candidates import full_candidates
 from harness.evaluate import evaluate
+from baselines.bpr_cpu import bpr_gradients_into
 from baselines.factors import factor_scores, intra_op_threads, pick_device
 from harness.recommender import Recommender
 
@@ -36,33 +39,32 @@ def sample_negatives(users: torch.Tensor, pos_keys: torch.Tensor, n_items: int,
 
 
 def bpr_gradients(p: torch.Tensor, q: torch.Tensor, u: torch.Tensor, i: torch.Tensor,
-                  j: torch.Tensor, l2: float, chunk_elems: int = 1 << 15
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradients w.r.t. p and q of the batch loss
-    L = -mean_b log σ(x_b) + l2 (Σ|p_u|² + Σ|q_i|² + Σ|q_j|²) / n, x_b = p_uᵀ (q_i - q_j),
-    written out by hand: ∂L/∂x_b = -(1 - σ(x_b)) / n (torch's own log-sigmoid derivative
-    kernel), ∂L/∂p_u = ∂L/∂x_b (q_i - q_j) + 2 l2 p_u / n, ∂L/∂q_i = ∂L/∂x_b p_u + 2 l2 q_i / n,
-    ∂L/∂q_j = -∂L/∂x_b p_u + 2 l2 q_j / n, summed per row with index_add in batch order (as
-    autograd's index_select backward does), so the result is autograd's to the last bit. The
-    batch is processed in chunks of about `chunk_elems` floats per temporary, which stay in
-    cache; chunking changes no operation's order."""
+                  j: torch.Tensor, l2: float, grad_p: torch.Tensor, grad_q: torch.Tensor,
+                  chunk_elems: int = 1 << 15) -> None:
+    """Writes into `grad_p`, `grad_q` the gradients w.r.t. p and q of the batch loss
+    L = -mean_b log σ(x_b) + l2 (Σ|p_u|² + Σ|q_i|² + Σ|q_j|²) / n, x_b = p_uᵀ (q_i - q_j):
+    ∂L/∂x_b = -σ(-x_b) / n, ∂L/∂p_u = Σ_b ∂L/∂x_b (q_i - q_j) + 2 l2 c_u p_u / n and
+    ∂L/∂q_k = Σ_b ∂L/∂x_b p_u ([i_b = k] - [j_b = k]) + 2 l2 c_k q_k / n, with c the number of
+    times a row occurs in the batch. Torch ops (any device; `baselines.bpr_cpu` is the CPU
+    path); the batch goes in chunks of about `chunk_elems` floats per temporary, which stay in
+    cache."""
     n, f = len(u), p.shape[1]
-    c2 = torch.ones((), dtype=p.dtype, device=p.device) * l2 / n * 2.0  # 2 l2 / n as autograd
-    grad_out = torch.full((1,), -1.0, dtype=p.dtype, device=p.device) / n  # d(-mean)/dx
-    grad_p, grad_qi, grad_qj = torch.zeros_like(p), torch.zeros_like(q), torch.zeros_like(q)
+    grad_p.zero_()
+    grad_q.zero_()
     step = max(1, chunk_elems // f)
     for start in range(0, n, step):
         uc, ic, jc = u[start:start + step], i[start:start + step], j[start:start + step]
-        pu, qi, qj = p.index_select(0, uc), q.index_select(0, ic), q.index_select(0, jc)
-        d = qi - qj
-        x = (pu * d).sum(1)
-        _, buffer = torch.ops.aten.log_sigmoid_forward(x)
-        g = torch.ops.aten.log_sigmoid_backward(grad_out.expand_as(x), x, buffer)[:, None]
-        gt = g * pu
-        grad_p.index_add_(0, uc, g * d + c2 * pu)
-        grad_qi.index_add_(0, ic, gt + c2 * qi)
-        grad_qj.index_add_(0, jc, c2 * qj - gt)
-    return grad_p, grad_qi.add_(grad_qj)
+        pu, d = p.index_select(0, uc), q.index_select(0, ic)
+        d.sub_(q.index_select(0, jc))
+        g = torch.sigmoid(torch.linalg.vecdot(pu, d).neg_()).mul_(-1.0 / n)[:, None]
+        grad_p.index_add_(0, uc, d.mul_(g))
+        pu.mul_(g)
+        grad_q.index_add_(0, ic, pu)
+        grad_q.index_add_(0, jc, pu.neg_())
+    c2 = 2.0 * l2 / n
+    count_q = torch.bincount(i, minlength=len(q)).add_(torch.bincount(j, minlength=len(q)))
+    grad_p.addcmul_(torch.bincount(u, minlength=len(p)).to(p.dtype)[:, None], p, value=c2)
+    grad_q.addcmul_(count_q.to(q.dtype)[:, None], q, value=c2)
 
 
 class Adam:
@@ -98,7 +100,9 @@ class BPR(Recommender):
     Every `eval_every` epochs NDCG@10 on the split's valid part (full ranking) is measured; the
     best evaluation's weights are kept and training stops after `patience` evaluations without
     improvement (no valid part: trains all `epochs`). `info` records best_epoch, epochs_run and
-    best_valid_ndcg@10. Embeddings start from N(0, 0.1²). On CPU, training runs with one
+    best_valid_ndcg@10. Embeddings start from N(0, 0.1²). A batch's gradients are computed in
+    one compiled pass on CPU (`baselines.bpr_cpu`, numba), by torch ops elsewhere
+    (`bpr_gradients`). On CPU, training runs with one
     intra-op thread (a step's tensors are too small to gain from more, and every parallel op
     ends in a barrier that costs a time slice on a busy machine); the caller's setting is
     restored afterwards. `device`: "auto" (CUDA when
@@ -143,7 +147,12 @@ class BPR(Recommender):
         scale = 0.1
         p = (torch.randn((n_users, self.factors), generator=gen) * scale).to(dev)
         q = (torch.randn((n_items, self.factors), generator=gen) * scale).to(dev)
+        grads = [torch.zeros_like(p), torch.zeros_like(q)]
         opt = Adam([p, q], lr=self.lr)
+        on_cpu = dev.type == "cpu"
+        step = partial(bpr_gradients_into, p.numpy(), q.numpy(), l2=self.l2,
+                       grad_p=grads[0].numpy(), grad_q=grads[1].numpy()) if on_cpu else partial(
+            bpr_gradients, p, q, l2=self.l2, grad_p=grads[0], grad_q=grads[1])
         cand = full_candidates(split, "valid") if len(split.valid) else None
         cand = cand if cand is not None and len(cand.users) else None
         best, best_epoch, best_state, bad, epoch = -1.0, 0, None, 0, 0
@@ -151,12 +160,11 @@ class BPR(Recommender):
             for epoch in range(1, self.epochs + 1):
                 order = torch.randperm(len(users), generator=gen)
                 neg = sample_negatives(users, pos_keys, n_items, gen, seen=seen)
-                u_all, i_all, j_all = (users[order].to(dev), items[order].to(dev),
-                                       neg[order].to(dev))
+                batch = [t[order] for t in (users, items, neg)]
+                batch = [t.numpy() if on_cpu else t.to(dev) for t in batch]
                 for start in range(0, len(order), self.batch_size):
-                    stop = start + self.batch_size
-                    opt.step(bpr_gradients(p, q, u_all[start:stop], i_all[start:stop],
-                                           j_all[start:stop], self.l2))
+                    step(*(t[start:start + self.batch_size] for t in batch))
+                    opt.step(grads)
                 if cand is None or (epoch % self.eval_every and epoch != self.epochs):
                     continue
                 ndcg = self._valid_ndcg(cand, p, q)

@@ -6,6 +6,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from baselines.itemknn_cpu import cooccurrence_into
+from baselines.kernels import balanced_bounds, numba_threads
 from harness.recommender import Recommender, all_items
 
 
@@ -14,9 +16,11 @@ def knn_similarity(x: sp.csr_matrix, k: int, shrink: float,
     """Sparse n_items x n_items matrix S with S[i, j] = sim(i, j) for the k items i most similar
     to target item j (i != j, sim > 0), where
     sim(i, j) = |U_i ∩ U_j| / (sqrt(|U_i| |U_j|) + shrink) on the binary users x items `x`.
-    Co-occurrences are computed for blocks of target items at a time, so peak dense memory is
-    about `block_elems` floats rather than n_items²."""
-    x = sp.csr_matrix(x, dtype=np.float32)
+    Co-occurrences are counted by a compiled kernel (target items in parallel on numba threads)
+    for blocks of target items at a time, so peak dense memory is about `block_elems` floats
+    rather than n_items²."""
+    x = sp.csr_matrix(x, dtype=np.float32, copy=True)
+    x.sum_duplicates()
     x.data[:] = 1.0
     n_items = x.shape[1]
     xt = x.T.tocsr()  # items x users
@@ -24,20 +28,25 @@ def knn_similarity(x: sp.csr_matrix, k: int, shrink: float,
     k = max(0, min(int(k), n_items - 1))
     rows, cols, vals = [], [], []
     block = max(1, block_elems // max(1, n_items))
-    for start in range(0, n_items, block):
-        stop = min(n_items, start + block)
-        co = torch.from_numpy((xt[start:stop] @ x).toarray())  # targets x items
-        sim = co / (torch.from_numpy(norms[start:stop])[:, None] * torch.from_numpy(norms)[None]
-                    + float(shrink) + 1e-12)
-        targets = torch.arange(start, stop)
-        sim[targets - start, targets] = 0.0
-        if k == 0:
-            continue
-        top_v, top_i = torch.topk(sim, k, dim=1)
-        keep = top_v > 0
-        rows.append(top_i[keep].numpy())
-        cols.append(targets[:, None].expand(-1, k)[keep].numpy())
-        vals.append(top_v[keep].numpy())
+    work = np.concatenate([[0], np.cumsum(xt @ np.diff(x.indptr))])  # co-occurrence increments
+    work += np.arange(n_items + 1)
+    with numba_threads(torch.get_num_threads()):
+        for start in range(0, n_items, block):
+            stop = min(n_items, start + block)
+            co = torch.zeros((stop - start, n_items))  # targets x items
+            cooccurrence_into(start + balanced_bounds(work[start:stop + 1], 64), xt.indptr,
+                              xt.indices, x.indptr, x.indices, start, co.numpy())
+            sim = co.div_(torch.from_numpy(norms[start:stop])[:, None]
+                          * torch.from_numpy(norms)[None] + float(shrink) + 1e-12)
+            targets = torch.arange(start, stop)
+            sim[targets - start, targets] = 0.0
+            if k == 0:
+                continue
+            top_v, top_i = torch.topk(sim, k, dim=1)
+            keep = top_v > 0
+            rows.append(top_i[keep].numpy())
+            cols.append(targets[:, None].expand(-1, k)[keep].numpy())
+            vals.append(top_v[keep].numpy())
     cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)  # noqa: E731
     return sp.csr_matrix((cat(vals, np.float32), (cat(rows, np.int64), cat(cols, np.int64))),
                          shape=(n_items, n_items))
