@@ -1,7 +1,8 @@
 """Peer-library families (`implicit:<Model>`, `cornac:<Model>`) and the faster native twins:
 scores match the libraries' own, errors at suite load, install hints, contained side effects;
 native BPR's gradients (compiled CPU kernel and torch path) match autograd, its Adam matches
-torch.optim bit for bit, ALS's CG solver matches the exact solves."""
+torch.optim bit for bit, ALS's CG solver matches the exact solves, the compiled kernels match
+their torch/scipy twins."""
 
 import dataclasses
 import importlib.util
@@ -9,15 +10,18 @@ import random
 import tomllib
 from collections import OrderedDict
 
+import numba
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
 
-from baselines.als import ALS
+from baselines.als import ALS, CompiledRows, TorchRows, cg_rows
 from baselines.bpr import Adam, bpr_gradients, sample_negatives
 from baselines.bpr_cpu import bpr_gradients_into
 from baselines.ease import EASE, ease_weights
+from baselines.itemknn import ItemKNN, knn_similarity
+from baselines.kernels import numba_threads
 from baselines.peers import assemble, library_call, require
 from harness import threads
 from harness.data import load_dataset
@@ -316,6 +320,65 @@ def test_als_cg_converges_to_exact_and_ignores_thread_count(split):
     finally:
         torch.set_num_threads(before)
     assert torch.equal(runs[0], runs[1])
+
+
+def random_binary(n_rows: int, n_cols: int, density: float, seed: int) -> sp.csr_matrix:
+    """A random binary CSR matrix with a few empty rows."""
+    x = sp.random(n_rows, n_cols, density=density, format="csr", dtype=np.float32,
+                  random_state=seed)
+    x.data[:] = 1.0
+    keep = np.ones(n_rows, np.float32)
+    keep[[0, n_rows // 2]] = 0.0
+    x = (sp.diags(keep) @ x).tocsr()
+    x.eliminate_zeros()
+    return x
+
+
+def test_als_compiled_and_torch_rows_agree():
+    """The CPU kernels (`CompiledRows`) and the torch sparse path (`TorchRows`, CUDA's) compute
+    the same sparse products and the same CG factors; the kernels' result does not depend on
+    numba's thread count."""
+    x = random_binary(57, 41, 0.2, seed=0)
+    gen = torch.Generator().manual_seed(0)
+    v, y = torch.randn(57, 8, generator=gen), torch.randn(41, 8, generator=gen)
+    gram = torch.addmm(torch.eye(8), y.T, y, beta=3.0)
+    compiled, torch_rows = CompiledRows(x, n_blocks=5), TorchRows(x, "cpu", torch.float32)
+    for rows in (compiled, torch_rows):
+        torch.testing.assert_close(rows.sum_y(y), torch.from_numpy(x @ y.numpy()))
+    torch.testing.assert_close(compiled.a_mul(v, y, gram, 2.0), torch_rows.a_mul(v, y, gram, 2.0))
+    hand = v @ gram + 2.0 * torch.stack([  # A_u v_u = gram v_u + alpha Σ_{i∈u} (y_i · v_u) y_i
+        (y[x[u].indices] @ v[u]) @ y[x[u].indices] for u in range(57)])
+    torch.testing.assert_close(compiled.a_mul(v, y, gram, 2.0), hand)
+    w = [cg_rows(rows, v, y, gram, 2.0, steps=4) for rows in (compiled, torch_rows)]
+    torch.testing.assert_close(w[0], w[1])
+    assert (w[0][[0, 28]] == 0).all()  # empty rows: their exact solution
+    with numba_threads(1):
+        one = cg_rows(compiled, v, y, gram, 2.0, steps=4)
+    assert torch.equal(one, w[0])
+
+
+def test_itemknn_cooccurrence_kernel_matches_scipy():
+    """The compiled co-occurrence counts give the similarity scipy's sparse product gives,
+    whatever the target-block size (several blocks here) and thread count."""
+    x = random_binary(60, 35, 0.3, seed=1)
+    co = (x.T @ x).toarray()
+    norms = np.sqrt(np.diag(co))
+    sim = co / (np.outer(norms, norms) + 2.0 + 1e-12)
+    np.fill_diagonal(sim, 0.0)
+    for block_elems, threads in ((35 * 7, 2), (1 << 24, 1)):
+        with numba_threads(threads):
+            s = knn_similarity(x, 34, 2.0, block_elems=block_elems).toarray()
+        np.testing.assert_allclose(s, sim, rtol=1e-6)  # every positive pair kept (k = n - 1)
+    assert x.data.min() == 1.0 and x.nnz == random_binary(60, 35, 0.3, seed=1).nnz  # input kept
+
+
+def test_native_fits_restore_numba_threads(split):
+    before = numba.get_num_threads()
+    with numba_threads(1):
+        for m in (ALS(factors=4, iterations=1, device="cpu"), ItemKNN(k=5)):
+            m.fit(split, split.dataset)
+            assert numba.get_num_threads() == 1
+    assert numba.get_num_threads() == before
 
 
 @pytest.mark.parametrize("serial_below", [2048, 4])  # scipy's potrf/potri, then torch's path
