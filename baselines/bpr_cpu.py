@@ -5,7 +5,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from baselines.kernels import FASTMATH
+from harness.kernels import FASTMATH
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, nogil=True)

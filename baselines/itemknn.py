@@ -6,8 +6,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from baselines.itemknn_cpu import cooccurrence_into
-from baselines.kernels import balanced_bounds, numba_threads
+from baselines.itemknn_cpu import cooccurrence_into, history_scores_into
+from harness.kernels import balanced_bounds, numba_threads
 from harness.recommender import Recommender, all_items
 
 
@@ -77,8 +77,14 @@ class ItemKNN(Recommender):
         u = users.long().numpy()
         idx = items.long().numpy()
         hist = self.history[u]
-        sim = self.sim_rows if all_items(items, self.sim.shape[1]) else self.sim[:, idx]
-        out = torch.from_numpy((hist @ sim).toarray().astype(np.float32))
+        if all_items(items, self.sim.shape[1]):  # full ranking: a compiled pass over the rows
+            out = torch.zeros((len(u), self.sim.shape[1]))
+            s = self.sim_rows
+            with numba_threads(torch.get_num_threads()):
+                history_scores_into(hist.indptr, hist.indices, s.indptr, s.indices, s.data,
+                                    out.numpy())
+        else:
+            out = torch.from_numpy((hist @ self.sim[:, idx]).toarray().astype(np.float32))
         cold = torch.from_numpy(np.diff(hist.indptr) == 0)
         if cold.any():
             out[cold] = self.popularity[torch.from_numpy(idx)]

@@ -19,3 +19,17 @@ def cooccurrence_into(bounds, t_indptr, t_indices, indptr, indices, start, out):
                 u = t_indices[a]
                 for b in range(indptr[u], indptr[u + 1]):
                     row[indices[b]] += 1.0
+
+
+@numba.njit(cache=True, parallel=True, nogil=True)
+def history_scores_into(h_indptr, h_indices, s_indptr, s_indices, s_data, out):
+    """out[r] += Σ_{i ∈ history row r} S[i] for the (B, items) float32 `out`: the history
+    rows (h_indptr, h_indices) and the similarity rows S as CSR (s_indptr, s_indices, s_data),
+    added item by item in CSR order (scipy's sparse product adds in the same order). Rows run
+    in parallel."""
+    for r in numba.prange(len(h_indptr) - 1):
+        row = out[r]
+        for a in range(h_indptr[r], h_indptr[r + 1]):
+            i = h_indices[a]
+            for b in range(s_indptr[i], s_indptr[i + 1]):
+                row[s_indices[b]] += s_data[b]

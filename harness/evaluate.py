@@ -44,17 +44,22 @@ def score_columns(score_fn, users: torch.Tensor, items: torch.Tensor) -> torch.T
     return as_scores(score_fn(users, items), (len(users), len(items)))
 
 
-def _masked_top(scores: torch.Tensor, exclude_rc, k: int,
-                work: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """`mask_scores` then `top_k`, both on the scores' own device."""
+def _masked_top(scores: torch.Tensor, exclude_rc, k: int, work: dict | None = None,
+                truth_rc=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """`mask_scores` then `top_k` (and `ranking.hits` when `truth_rc` is given), on the scores'
+    own device; on the CPU in one compiled pass (`ranking.masked_top_k_cpu`)."""
+    if scores.device.type == "cpu":
+        return ranking.masked_top_k_cpu(scores, exclude_rc, k, truth_rc)
     s = mask_scores(scores, _on(exclude_rc, scores.device), work)
-    return top_k(s, min(k, s.shape[1]))
+    top_s, top_c = top_k(s, min(k, s.shape[1]))
+    hit = None if truth_rc is None else ranking.hits(top_c, top_s, truth_rc, s.shape[1])
+    return top_s, top_c, hit
 
 
 def rank_top(scores: torch.Tensor, exclude_rc, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Mask and top-k on the scores' own device (CUDA scores stay there); returns the top-k
     (scores, columns) on the CPU. `exclude_rc` index pairs may live on any device."""
-    top_s, top_c = _masked_top(scores, exclude_rc, k)
+    top_s, top_c, _ = _masked_top(scores, exclude_rc, k)
     return top_s.cpu(), top_c.cpu()
 
 
@@ -62,24 +67,35 @@ def _on(rc, device) -> tuple[torch.Tensor, torch.Tensor]:
     return rc[0].to(device), rc[1].to(device)
 
 
+def ranked_hits(scores: torch.Tensor, truth_rc, exclude_rc, kmax: int,
+                work: dict | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mask, top-`kmax` and hits of one (B, C) score matrix on the scores' device; returns
+    (hits (B, kmax) bool, top-K columns, top-K scores), all on the CPU (hits padded with False
+    where C < kmax). A NaN score among a user's ranked (not excluded) candidates is an error
+    (`torch.topk` ranks NaN first, so it is in the top-k)."""
+    top_s, top_c, hit = _masked_top(scores, exclude_rc, kmax, work, truth_rc)
+    if ranking.has_nan(top_s):
+        raise ValueError("recommender returned NaN scores")
+    top_s, top_c, hit = top_s.cpu(), top_c.cpu(), hit.cpu()
+    if hit.shape[1] < kmax:
+        hit = torch.nn.functional.pad(hit, (0, kmax - hit.shape[1]))
+    return hit, top_c, top_s
+
+
+def metric_values(n_relevant: torch.Tensor, hits: torch.Tensor, ks: list[int],
+                  metrics: list[str]) -> dict:
+    """{(metric, k): (B,) float64} from the users' relevant counts and ranked hits."""
+    return {(m, k): METRICS[m](n_relevant, hits, k).numpy() for m in metrics for k in ks}
+
+
 def metrics_from_scores(scores: torch.Tensor, truth_rc, exclude_rc, n_relevant: torch.Tensor,
                         ks: list[int], metrics: list[str], work: dict | None = None):
     """Per-user metric values for one (B, C) score matrix. `truth_rc`/`exclude_rc` are (rows, cols)
-    index pairs. Masking, top-k and hits run on the scores' device; only the (B, K) top-k and
-    hits move to the CPU, where the metrics are computed. Returns ({(metric, k): (B,) float64},
-    top-K column indices, top-K scores), both on the CPU. A NaN score among a user's ranked
-    (not excluded) candidates is an error (`torch.topk` ranks NaN first, so it is in the top-k).
-    """
-    kmax = max(ks)
-    top_s, top_c = _masked_top(scores, exclude_rc, kmax, work)
-    if ranking.has_nan(top_s):
-        raise ValueError("recommender returned NaN scores")
-    hits = ranking.hits(top_c, top_s, truth_rc, scores.shape[1])
-    top_s, top_c = top_s.cpu(), top_c.cpu()
-    if hits.shape[1] < kmax:
-        hits = torch.nn.functional.pad(hits, (0, kmax - hits.shape[1]))
-    values = {(m, k): METRICS[m](n_relevant, hits, k).numpy() for m in metrics for k in ks}
-    return values, top_c, top_s
+    index pairs. Masking, top-k and hits run on the scores' device (`ranked_hits`); only the
+    (B, K) top-k and hits move to the CPU, where the metrics are computed. Returns
+    ({(metric, k): (B,) float64}, top-K column indices, top-K scores), both on the CPU."""
+    hit, top_c, top_s = ranked_hits(scores, truth_rc, exclude_rc, max(ks), work)
+    return metric_values(n_relevant, hit, ks, metrics), top_c, top_s
 
 
 @dataclass
@@ -172,10 +188,8 @@ def evaluate(score_fn, cand: Candidates, ks: list[int], metrics: list[str],
             scores = score_lists(scorer, users, torch.from_numpy(lists), to_cpu=False)
             truth_rc, excl_rc = _list_pairs(lists, cand.truth, rows)
             columns = torch.from_numpy(lists)
-        vals, top_c, top_s = metrics_from_scores(scores.detach(), truth_rc, excl_rc,
-                                                 torch.from_numpy(n_rel_all[rows]), ks, metrics,
-                                                 work)
-        parts.append(vals)
+        hit, top_c, top_s = ranked_hits(scores.detach(), truth_rc, excl_rc, max(ks), work)
+        parts.append(hit)
         if pointwise:
             pw_parts.append(_pointwise_batch(scores, truth_rc, excl_rc, calibrated, auc_acc))
         if keep_top:
@@ -183,8 +197,11 @@ def evaluate(score_fn, cand: Candidates, ks: list[int], metrics: list[str],
             top_scores.append(top_s.numpy())
         if progress is not None:
             progress.update(len(rows))
-    values = {key: np.concatenate([p[key] for p in parts]) if parts else np.zeros(0)
-              for key in ((m, k) for m in metrics for k in ks)}
+        del scores  # freed before the next batch's scores exist: its memory is reused
+    # metrics once over every user's hits: per-user values, the same as batch by batch
+    values = (metric_values(torch.from_numpy(n_rel_all[cand.users]), torch.cat(parts), ks,
+                            metrics) if parts else
+              {(m, k): np.zeros(0) for m in metrics for k in ks})
     pw = ({name: np.concatenate([p[name] for p in pw_parts]) for name in pw_parts[0]}
           if pw_parts else None)
     return Evaluation(cand.users, values, np.concatenate(tops) if tops else None,

@@ -108,6 +108,43 @@ def top_k(s: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return top_s, top_c
 
 
+def _row_pointers(rc, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row pointers, columns) of (rows, cols) index pairs, as CSR of `n_rows` rows."""
+    rows, cols = (t.cpu().numpy().astype(np.int64, copy=False) for t in rc)
+    if len(rows) and (np.diff(rows) < 0).any():
+        order = np.argsort(rows, kind="stable")
+        rows, cols = rows[order], cols[order]
+    ptr = np.zeros(n_rows + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_rows), out=ptr[1:])
+    return ptr, cols
+
+
+def masked_top_k_cpu(scores: torch.Tensor, exclude_rc, k: int, truth_rc=None
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`top_k(mask_scores(scores, exclude_rc), k)` for CPU scores, in one compiled pass per row
+    (`harness.ranking_cpu`, rows in parallel on as many numba threads as torch's intra-op
+    setting): the same values and columns, to the bit; with `hits(…, truth_rc, …)` as the third
+    result (all False without `truth_rc`)."""
+    from harness.kernels import numba_threads
+    from harness.ranking_cpu import masked_top_k
+    s = scores if scores.dtype in (torch.float32, torch.float64) else scores.double()
+    n_rows, n_cols = s.shape
+    k = min(k, n_cols)
+    top_s = torch.empty((n_rows, k), dtype=s.dtype)
+    top_c = torch.empty((n_rows, k), dtype=torch.int64)
+    hit = torch.zeros((n_rows, k), dtype=torch.bool)
+    if k == 0 or n_rows == 0:
+        return top_s, top_c, hit
+    ex_ptr, ex_cols = _row_pointers(exclude_rc, n_rows)
+    empty = (torch.zeros(0, dtype=torch.int64),) * 2
+    tr_ptr, tr_cols = _row_pointers(truth_rc if truth_rc is not None else empty, n_rows)
+    has_nan = np.zeros(n_rows, np.bool_)
+    with numba_threads(torch.get_num_threads()):
+        masked_top_k(s.numpy(), ex_ptr, ex_cols, tr_ptr, tr_cols, torch.finfo(s.dtype).min,
+                     top_s.numpy(), top_c.numpy(), hit.numpy(), has_nan)
+    return top_s, top_c, hit
+
+
 def hits(top_c: torch.Tensor, top_s: torch.Tensor, truth_rc, n_cols: int) -> torch.Tensor:
     """(B, K) booleans: the ranked column is relevant (a pair of `truth_rc`) and not excluded
     (-inf score). Computed on the CPU from the (B, K) top-k lists: no (B, C) relevance matrix."""

@@ -21,7 +21,7 @@ from baselines.bpr import Adam, bpr_gradients, sample_negatives
 from baselines.bpr_cpu import bpr_gradients_into
 from baselines.ease import EASE, ease_weights
 from baselines.itemknn import ItemKNN, knn_similarity
-from baselines.kernels import numba_threads
+from harness.kernels import numba_threads
 from baselines.peers import assemble, library_call, require
 from harness import threads
 from harness.data import load_dataset

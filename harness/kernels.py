@@ -1,4 +1,4 @@
-"""Shared by the numba kernels of the native baselines (baselines/*_cpu.py)."""
+"""Shared by the numba kernels (harness/ranking_cpu.py, baselines/*_cpu.py)."""
 
 from __future__ import annotations
 
