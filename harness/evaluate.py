@@ -174,9 +174,15 @@ def evaluate(score_fn, cand: Candidates, ks: list[int], metrics: list[str],
         col_of = np.full(n_items, -1, dtype=np.int64)
         col_of[cand.items.numpy()] = np.arange(len(cand.items))
     scorer = model if model is not None else _FnModel(score_fn)
-    parts, tops, top_scores, work = [], [], [], {}  # work: buffers reused across batches
-    for start in range(0, len(cand.users), batch_size):
+    # outputs for every user, allocated once: per-batch arrays kept alive between the batches'
+    # large score matrices would fragment the heap (glibc then grows it by about one score
+    # matrix per batch instead of reusing the freed one)
+    n_users, kmax, work = len(cand.users), max(ks), {}
+    hits_all = torch.zeros((n_users, kmax), dtype=torch.bool)
+    tops = top_scores = None
+    for start in range(0, n_users, batch_size):
         rows = cand.users[start:start + batch_size]
+        stop = start + len(rows)
         users = torch.from_numpy(rows.astype(np.int64))
         if cand.lists is None:
             scores = score_columns(score_fn, users, cand.items)
@@ -188,24 +194,24 @@ def evaluate(score_fn, cand: Candidates, ks: list[int], metrics: list[str],
             scores = score_lists(scorer, users, torch.from_numpy(lists), to_cpu=False)
             truth_rc, excl_rc = _list_pairs(lists, cand.truth, rows)
             columns = torch.from_numpy(lists)
-        hit, top_c, top_s = ranked_hits(scores.detach(), truth_rc, excl_rc, max(ks), work)
-        parts.append(hit)
+        hit, top_c, top_s = ranked_hits(scores.detach(), truth_rc, excl_rc, kmax, work)
+        hits_all[start:stop] = hit
         if pointwise:
             pw_parts.append(_pointwise_batch(scores, truth_rc, excl_rc, calibrated, auc_acc))
         if keep_top:
-            tops.append(columns.gather(1, top_c).numpy())
-            top_scores.append(top_s.numpy())
+            if tops is None:
+                tops = np.empty((n_users, top_c.shape[1]), np.int64)
+                top_scores = np.empty((n_users, top_c.shape[1]), top_s.numpy().dtype)
+            tops[start:stop] = columns.gather(1, top_c).numpy()
+            top_scores[start:stop] = top_s.numpy()
         if progress is not None:
             progress.update(len(rows))
-        del scores  # freed before the next batch's scores exist: its memory is reused
+        del scores, hit, top_c, top_s, truth_rc, excl_rc  # freed before the next batch
     # metrics once over every user's hits: per-user values, the same as batch by batch
-    values = (metric_values(torch.from_numpy(n_rel_all[cand.users]), torch.cat(parts), ks,
-                            metrics) if parts else
-              {(m, k): np.zeros(0) for m in metrics for k in ks})
+    values = metric_values(torch.from_numpy(n_rel_all[cand.users]), hits_all, ks, metrics)
     pw = ({name: np.concatenate([p[name] for p in pw_parts]) for name in pw_parts[0]}
           if pw_parts else None)
-    return Evaluation(cand.users, values, np.concatenate(tops) if tops else None,
-                      np.concatenate(top_scores) if top_scores else None, pw,
+    return Evaluation(cand.users, values, tops, top_scores, pw,
                       auc_acc.value() if pointwise else None, auc_acc if pointwise else None)
 
 

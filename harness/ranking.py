@@ -125,6 +125,8 @@ def masked_top_k_cpu(scores: torch.Tensor, exclude_rc, k: int, truth_rc=None
     (`harness.ranking_cpu`, rows in parallel on as many numba threads as torch's intra-op
     setting): the same values and columns, to the bit; with `hits(…, truth_rc, …)` as the third
     result (all False without `truth_rc`)."""
+    import numba
+
     from harness.kernels import numba_threads
     from harness.ranking_cpu import masked_top_k
     s = scores if scores.dtype in (torch.float32, torch.float64) else scores.double()
@@ -140,8 +142,9 @@ def masked_top_k_cpu(scores: torch.Tensor, exclude_rc, k: int, truth_rc=None
     tr_ptr, tr_cols = _row_pointers(truth_rc if truth_rc is not None else empty, n_rows)
     has_nan = np.zeros(n_rows, np.bool_)
     with numba_threads(torch.get_num_threads()):
+        marks = np.zeros((numba.config.NUMBA_NUM_THREADS, n_cols), np.bool_)
         masked_top_k(s.numpy(), ex_ptr, ex_cols, tr_ptr, tr_cols, torch.finfo(s.dtype).min,
-                     top_s.numpy(), top_c.numpy(), hit.numpy(), has_nan)
+                     top_s.numpy(), top_c.numpy(), hit.numpy(), has_nan, marks)
     return top_s, top_c, hit
 
 

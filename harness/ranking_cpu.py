@@ -64,13 +64,15 @@ CHUNK = 64  # scores tested against the heap's worst at once (LLVM vectorizes th
 
 @numba.njit(cache=True, parallel=True, nogil=True)
 def masked_top_k(scores, ex_ptr, ex_cols, tr_ptr, tr_cols, lowest, top_s, top_c, hits,
-                 has_nan):
+                 has_nan, marks):
     """For every row r of `scores` (B, C): the k = top_s.shape[1] best columns by the ranking
     rule into top_s[r], top_c[r], among the columns not listed in
     ex_cols[ex_ptr[r]:ex_ptr[r + 1]]; a -inf score counts as `lowest`. Rows with fewer than k
     such columns end with excluded columns, lowest first, at -inf. A NaN among a row's
     non-excluded scores sets has_nan[r] (and puts NaN first in top_s[r]). hits[r, i]: the
     column at rank i is one of tr_cols[tr_ptr[r]:tr_ptr[r + 1]] (relevant) and not excluded.
+    `marks`: (numba threads, C) booleans, all False (and left so): each thread's scratch row
+    (arrays allocated inside a parallel loop were not freed by numba 0.68: 5 MB per call).
     One pass per row: once the k-entry heap is full, a chunk of scores is looked at only when
     one of them exceeds the heap's worst (or is NaN); columns arrive in ascending order, so an
     entry tied with the worst never enters."""
@@ -79,7 +81,7 @@ def masked_top_k(scores, ex_ptr, ex_cols, tr_ptr, tr_cols, lowest, top_s, top_c,
     for r in numba.prange(n_rows):
         hv, hc = top_s[r], top_c[r]
         row = scores[r]
-        mark = np.zeros(n_cols, np.bool_)  # excluded columns
+        mark = marks[numba.get_thread_id()]  # excluded columns
         for e in range(ex_ptr[r], ex_ptr[r + 1]):
             mark[ex_cols[e]] = True
         n = 0
@@ -128,3 +130,5 @@ def masked_top_k(scores, ex_ptr, ex_cols, tr_ptr, tr_cols, lowest, top_s, top_c,
             mark[tr_cols[e]] = True
         for i in range(k):
             hits[r, i] = mark[hc[i]] and hv[i] != -np.inf
+        for e in range(tr_ptr[r], tr_ptr[r + 1]):
+            mark[tr_cols[e]] = False
