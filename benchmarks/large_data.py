@@ -17,7 +17,8 @@ would need is printed for scale. `scores/s` is users x items / evaluate seconds;
 what `torch.topk(k=20)` alone reaches on a float32 matrix of the same batch shape.
 `--baseline-rev REV` also times the evaluation with harness/evaluate.py and the model's module
 as they were at git revision REV (same data, same process, old and new alternately `--repeats`
-times, medians) and prints the speed-up.
+times, medians) and prints the speed-up, split into the time inside the model's `score()` and
+the rest (masking, top-k, hits, metrics, index work: the evaluation's own work).
 Timings on a shared machine are noisy: read the ratios, and the thread count printed.
 """
 
@@ -189,19 +190,32 @@ def compare(rev: str, name: str, params: dict, split, cand, model, users: int,
     old_model = old_cls(**params, seed=0)
     old_model.fit(split, split.dataset)
     times: dict = {"before": [], "after": []}
+    scoring: dict = {"before": [], "after": []}  # seconds inside the model's score()
     for _ in range(repeats):
         for label, ev_mod, m in (("after", sys.modules["harness.evaluate"], model),
                                  ("before", old_eval, old_model)):
+            spent = [0.0]
+
+            def timed_score(u, i, score=m.score, spent=spent):
+                t = time.perf_counter()
+                out = score(u, i)
+                spent[0] += time.perf_counter() - t
+                return out
             t0 = time.perf_counter()
-            ev = ev_mod.evaluate(m.score, cand, KS, METRICS, BATCH, keep_top=True, model=m)
+            ev = ev_mod.evaluate(timed_score, cand, KS, METRICS, BATCH, keep_top=True, model=m)
             times[label].append(time.perf_counter() - t0)
+            scoring[label].append(spent[0])
             out = ev if label == "after" else out
             ref = ev if label == "before" else None
         same = all(np.array_equal(ref.values[k], out.values[k]) for k in ref.values)
     before, after = float(np.median(times["before"])), float(np.median(times["after"]))
+    own = [float(np.median(np.subtract(times[s], scoring[s]))) for s in ("before", "after")]
     return {"model": name, "users": users, "repeats": repeats, "before_s": round(before, 2),
             "after_s": round(after, 2), "speed_up": round(before / after, 2),
-            "metrics_identical": same}
+            "scoring_s_before/after": f"{np.median(scoring['before']):.2f}/"
+                                      f"{np.median(scoring['after']):.2f}",
+            "rest_s_before/after": f"{own[0]:.2f}/{own[1]:.2f}",
+            "rest_speed_up": round(own[0] / own[1], 2), "metrics_identical": same}
 
 
 if __name__ == "__main__":
