@@ -9,9 +9,9 @@ import scipy.sparse as sp
 import torch
 
 from baselines.als_cpu import add_sampled_gram, row_sums
-from harness.kernels import balanced_bounds, numba_threads
 from baselines.factors import factor_scores, intra_op_threads, pick_device
 from harness.errors import UserError
+from harness.kernels import balanced_bounds, numba_threads
 from harness.recommender import Recommender
 
 
