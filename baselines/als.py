@@ -177,7 +177,7 @@ class ALS(Recommender):
             on_cpu = dev.type == "cpu"
             rows, cols = ((CompiledRows(m) if on_cpu else TorchRows(m, dev, u.dtype))
                           for m in (x, xt))
-            with numba_threads(torch.get_num_threads()), \
+            with numba_threads(), \
                     intra_op_threads(1 if on_cpu else None):
                 for _ in range(self.iterations):
                     u = cg_half_step(rows, u, v, self.alpha, self.l2, self.cg_steps)

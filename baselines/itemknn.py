@@ -30,7 +30,7 @@ def knn_similarity(x: sp.csr_matrix, k: int, shrink: float,
     block = max(1, block_elems // max(1, n_items))
     work = np.concatenate([[0], np.cumsum(xt @ np.diff(x.indptr))])  # co-occurrence increments
     work += np.arange(n_items + 1)
-    with numba_threads(torch.get_num_threads()):
+    with numba_threads():
         for start in range(0, n_items, block):
             stop = min(n_items, start + block)
             co = torch.zeros((stop - start, n_items))  # targets x items
@@ -80,7 +80,7 @@ class ItemKNN(Recommender):
         if all_items(items, self.sim.shape[1]):  # full ranking: a compiled pass over the rows
             out = torch.zeros((len(u), self.sim.shape[1]))
             s = self.sim_rows
-            with numba_threads(torch.get_num_threads()):
+            with numba_threads():
                 history_scores_into(hist.indptr, hist.indices, s.indptr, s.indices, s.data,
                                     out.numpy())
         else:

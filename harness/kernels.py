@@ -6,6 +6,7 @@ from contextlib import contextmanager
 
 import numba
 import numpy as np
+import torch
 
 # Reassociation lets LLVM vectorize the kernels' f-long dot products and updates; results are
 # deterministic on a given instruction set, like BLAS's.
@@ -21,10 +22,11 @@ def balanced_bounds(cum_work: np.ndarray, n_blocks: int) -> np.ndarray:
 
 
 @contextmanager
-def numba_threads(n: int):
-    """numba's thread count for the calling thread set to `n` (at most its pool size),
-    restored afterwards."""
+def numba_threads(n: int | None = None):
+    """numba's thread count for the calling thread set to `n` (default: torch's intra-op
+    setting, which the harness sets per cell; at most numba's pool size), restored afterwards."""
     before = numba.get_num_threads()
+    n = torch.get_num_threads() if n is None else n
     numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
     try:
         yield

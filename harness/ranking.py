@@ -141,7 +141,7 @@ def masked_top_k_cpu(scores: torch.Tensor, exclude_rc, k: int, truth_rc=None
     empty = (torch.zeros(0, dtype=torch.int64),) * 2
     tr_ptr, tr_cols = _row_pointers(truth_rc if truth_rc is not None else empty, n_rows)
     has_nan = np.zeros(n_rows, np.bool_)
-    with numba_threads(torch.get_num_threads()):
+    with numba_threads():
         marks = np.zeros((numba.config.NUMBA_NUM_THREADS, n_cols), np.bool_)
         masked_top_k(s.numpy(), ex_ptr, ex_cols, tr_ptr, tr_cols, torch.finfo(s.dtype).min,
                      top_s.numpy(), top_c.numpy(), hit.numpy(), has_nan, marks)
