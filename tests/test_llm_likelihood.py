@@ -52,16 +52,17 @@ def _users(g, prompt_lens, cand_lens):
     return prompts, cands
 
 
+@pytest.mark.parametrize("attention", ["windowed", "dense"])
 @pytest.mark.parametrize("how", ["mean", "sum"])
 @pytest.mark.parametrize("budget,pack", [(4096, 384), (40, 6), (1, 1)])
-def test_batched_across_users_equals_manual(tiny_lm, how, budget, pack):
+def test_batched_across_users_equals_manual(tiny_lm, how, budget, pack, attention):
     """Several users in one call: prompts of different lengths (right padding, position ids),
     1-token candidates (scored from the prompt only), users split over groups (small budget)
     and candidates over several packed rows (small pack), a user with no candidates."""
     g = torch.Generator().manual_seed(2)
     prompts, cands = _users(g, (23, 5, 40, 11, 7),
                             [(1, 2, 5, 9), (4, 7, 3), (1,), (6, 6, 2, 8, 1, 3), ()])
-    out = batched_scores(tiny_lm, prompts, cands, how, 0, budget, pack)
+    out = batched_scores(tiny_lm, prompts, cands, how, 0, budget, pack, attention=attention)
     assert [len(s) for s in out] == [len(c) for c in cands]
     for p, cs, s in zip(prompts, cands, out):
         ref = torch.tensor([_manual(tiny_lm, p, c, how) for c in cs], dtype=torch.float64)
@@ -84,8 +85,9 @@ def test_batched_needs_a_decoder_and_output_projection(tiny_lm):
         batched_scores(tiny_lm.model, [[1, 2]], [[[3, 4]]])
 
 
+@pytest.mark.parametrize("attention", ["windowed", "dense"])
 @pytest.mark.parametrize("how", ["mean", "sum"])
-def test_batched_with_a_shared_prompt_prefix(tiny_lm, how):
+def test_batched_with_a_shared_prompt_prefix(tiny_lm, how, attention):
     """Prompts starting with the same 12 tokens (as chat-templated prompts do): the prefix is
     encoded once and expanded; scores still equal the manual reference. One prompt is the
     prefix plus a single token (the shared part leaves every prompt >= 1 own token)."""
@@ -97,7 +99,24 @@ def test_batched_with_a_shared_prompt_prefix(tiny_lm, how):
     assert common_prefix(prompts) == 12
     assert common_prefix([head + [5], head + [5]]) == 12  # each keeps its last token
     assert common_prefix([[1, 2, 3], [2, 2, 3]]) == 0
-    out = batched_scores(tiny_lm, prompts, cands, how, 0, 4096, 8)
+    out = batched_scores(tiny_lm, prompts, cands, how, 0, 4096, 8, attention=attention)
     for p, cs, s in zip(prompts, cands, out):
         ref = torch.tensor([_manual(tiny_lm, p, c, how) for c in cs], dtype=torch.float64)
         assert torch.allclose(s, ref, atol=1e-5), (s, ref)
+
+
+def test_batched_long_candidates_and_attention_choice(tiny_lm):
+    """Candidates longer than the 64-position window (the window grows to fit), both attention
+    paths; "auto" takes the windowed one on CPU for a Llama model; a bad choice is an error."""
+    from harness.llm.packed_attention import PackedPlan
+    g = torch.Generator().manual_seed(5)
+    prompts, cands = _users(g, (15, 40), [(90, 3, 70), (2, 120)])
+    assert PackedPlan.usable(tiny_lm.config, torch.device("cpu"))
+    for attention in ("auto", "dense"):
+        out = batched_scores(tiny_lm, prompts, cands, "mean", 0, 4096, 512, attention=attention)
+        for p, cs, s in zip(prompts, cands, out):
+            ref = torch.tensor([_manual(tiny_lm, p, c, "mean") for c in cs], dtype=torch.float64)
+            assert torch.allclose(s, ref, atol=1e-5), (attention, s, ref)
+    assert tiny_lm.config._attn_implementation == "sdpa"  # restored after the windowed forward
+    with pytest.raises(ValueError, match="windowed"):
+        batched_scores(tiny_lm, prompts, cands, attention="sparse")

@@ -6,7 +6,8 @@ log p(token | prompt, previous candidate tokens):
 - `batched_scores`: several users per forward. Their prompts are right-padded into one batch
   (attention mask + position ids; a prefix common to all of them, such as the chat template
   and instruction, is encoded once), the prompt KV cache is kept, and each user's candidates are
-  packed into one row after it (block-causal 4D mask, positions restarting at the prompt
+  packed into one row after it (block-causal attention: on CPU a prompt part plus a windowed
+  candidate part, `packed_attention`, else one 4D mask; positions restarting at the prompt
   length for every candidate), so the prompt is encoded once and shared by its candidates with
   no padding between them. Only the hidden states at scored positions go through the output
   projection (no full-vocabulary logits for prompt or padding positions), and a candidate's
@@ -27,6 +28,8 @@ import inspect
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
+
+from harness.llm.packed_attention import PackedPlan, packed_attention
 
 
 def pad_right(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -127,8 +130,9 @@ def _packs(cands: list[list[int]], pack_tokens: int) -> list[list[int]]:
 
 
 def _pack_rows(rows, cands, n_prompt, offsets, device):
-    """Tensors for packed candidate rows: ids, position ids, block-causal candidate mask,
-    next-token targets and the flat candidate index owning each position (-1 = padding)."""
+    """Tensors for packed candidate rows: ids, position ids, candidate index within the row of
+    each position (-1 = padding), next-token targets and the flat candidate index owning each
+    position (-1 = padding)."""
     width = max(sum(len(cands[g][ci]) - 1 for ci in pack) for g, pack in rows)
     shape = (len(rows), width)
     ids, pos = torch.zeros(shape, dtype=torch.long), torch.zeros(shape, dtype=torch.long)
@@ -143,9 +147,16 @@ def _pack_rows(rows, cands, n_prompt, offsets, device):
             pos[r, off:off + n] = n_prompt[g] + torch.arange(n)
             seg[r, off:off + n], owner[r, off:off + n] = k, offsets[g] + ci
             off += n
-    causal = torch.ones((width, width), dtype=torch.bool).tril()
+    return (ids.to(device), pos.to(device), seg.to(device), tgt.to(device), owner.to(device))
+
+
+def _dense_mask(prompt_ok: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+    """(R, 1, W, P + W) boolean mask: every prompt position that holds a token, then the earlier
+    positions of the same candidate (block-causal)."""
+    width = seg.shape[1]
+    causal = torch.ones((width, width), dtype=torch.bool, device=seg.device).tril()
     same = (seg[:, :, None] == seg[:, None, :]) & (seg[:, None, :] >= 0) & causal
-    return (ids.to(device), pos.to(device), same.to(device), tgt.to(device), owner.to(device))
+    return torch.cat([prompt_ok[:, None, :].expand(-1, width, -1), same], 2)[:, None]
 
 
 def common_prefix(prompts: list[list[int]]) -> int:
@@ -189,14 +200,22 @@ def _encode_prompts(body, cache_kw, prompts, pad_id, device, min_shared: int = 8
 @torch.inference_mode()
 def batched_scores(model, prompts: list[list[int]], cands: list[list[list[int]]],
                    how: str = "mean", pad_id: int = 0, token_budget: int = 8192,
-                   pack_tokens: int = 512, head_chunk: int = 64) -> list[torch.Tensor]:
+                   pack_tokens: int = 512, head_chunk: int = 64,
+                   attention: str = "auto") -> list[torch.Tensor]:
     """Per user u, a (len(cands[u]),) float64 tensor on the model's device: the score of each
     of its candidates given prompts[u] (same definition as `naive_scores`). Users are grouped
     (by prompt length) so that users x longest prompt <= `token_budget`; each group's packed
-    candidate rows are run in chunks of rows x longest row <= `token_budget`."""
+    candidate rows are run in chunks of rows x longest row <= `token_budget` (rows of similar
+    width together). `attention`: "windowed" (prompt part + windowed candidate part,
+    `packed_attention`), "dense" (one block-causal mask over prompt + row), "auto" (windowed
+    where `PackedPlan.usable`: CPU, plain softmax attention of a known decoder family)."""
+    if attention not in ("auto", "windowed", "dense"):
+        raise ValueError(f"attention must be 'auto', 'windowed' or 'dense', got '{attention}'")
     device = model_device(model)
     body, head, cap = _parts(model)
     cache_kw = _cache_arg(body)
+    windowed = PackedPlan.usable(body.config, device) if attention == "auto" else \
+        attention == "windowed"
     out: list[torch.Tensor | None] = [None] * len(prompts)
     order = sorted(range(len(prompts)), key=lambda u: len(prompts[u]))
     for group in _groups([len(p) for p in prompts], order, token_budget):
@@ -224,8 +243,8 @@ def batched_scores(model, prompts: list[list[int]], cands: list[list[list[int]]]
         for chunk in _groups(sizes, by_width, token_budget):
             chunk_rows = [rows[i] for i in sorted(chunk)]  # user order: no cache copy if all
             users = [g for g, _ in chunk_rows]
-            c_ids, c_pos, same, tgt, owner = _pack_rows(chunk_rows, g_cands, n_prompt.tolist(),
-                                                       offsets, device)
+            c_ids, c_pos, seg, tgt, owner = _pack_rows(chunk_rows, g_cands, n_prompt.tolist(),
+                                                      offsets, device)
             if users == list(range(len(group))):
                 cache = DynamicCache(kv)
                 p_ok = prompt_ok
@@ -234,10 +253,16 @@ def batched_scores(model, prompts: list[list[int]], cands: list[list[list[int]]]
                 cache = DynamicCache([(k.index_select(0, sel), v.index_select(0, sel))
                                       for k, v in kv])
                 p_ok = prompt_ok.index_select(0, sel)
-            width = c_ids.shape[1]
-            attn = torch.cat([p_ok[:, None, :].expand(-1, width, -1), same], 2)[:, None]
-            hidden = body(input_ids=c_ids, attention_mask=attn, position_ids=c_pos,
-                          use_cache=True, **{cache_kw: cache}).last_hidden_state
+            if windowed:  # prompt part + windowed candidate part (packed_attention)
+                longest = max(len(g_cands[g][ci]) - 1 for g, pack in chunk_rows for ci in pack)
+                plan = PackedPlan(seg, p_ok, longest, kv[0][0].dtype)
+                with packed_attention(body.config, plan):
+                    hidden = body(input_ids=c_ids, position_ids=c_pos, use_cache=True,
+                                  **{cache_kw: cache}).last_hidden_state
+            else:
+                hidden = body(input_ids=c_ids, attention_mask=_dense_mask(p_ok, seg),
+                              position_ids=c_pos, use_cache=True,
+                              **{cache_kw: cache}).last_hidden_state
             keep = tgt >= 0
             lp = _token_logprobs(head, cap, hidden[keep], tgt[keep], head_chunk)
             score.index_add_(0, owner[keep], lp)
