@@ -10,8 +10,10 @@ Draws `--candidates` items per user (seeded) for the first `--users` ml-100k use
 one-user paths are timed in alternation (`--repeats` rounds, median per path) so that both see
 the same machine state; the naive path is timed once on the first `--naive-users` users (all
 by default; it is several times slower) and serves as the reference: every path's scores must
-agree with it to 1e-3. `--attribution` adds two more timed paths, batched on plain linear
-layers and one-user on packed weights, to split the gain between batching and packing.
+agree with it to 1e-3. `--attribution` adds three more timed paths to split the gain:
+batched on plain linear layers (`batched_plain`), batched with one dense block-causal mask
+instead of the windowed candidate attention (`batched_dense`), and one-user on packed weights
+(`one_user_packed`).
 Prints users/s per path, the batched / one-user ratio, tokens, torch
 threads and device. Model loading is excluded; one warm-up user per path is run (excluded).
 On CUDA the device is synchronized around each timed region.
@@ -75,8 +77,9 @@ def main() -> None:
     prompts, cands = [p for p, _ in work[1:]], [c for _, c in work[1:]]
     packed = model.packed
 
-    def batched(ps, cs):
-        return batched_scores(lm, ps, cs, "mean", pad, budget, args.pack_tokens)
+    def batched(ps, cs, attention="auto"):
+        return batched_scores(lm, ps, cs, "mean", pad, budget, args.pack_tokens,
+                              attention=attention)
 
     def one_user(ps, cs):
         return [cached_scores(lm, p, c, args.candidates, "mean", pad) for p, c in zip(ps, cs)]
@@ -89,7 +92,9 @@ def main() -> None:
 
     paths = {"batched": with_packed(batched), "one_user": one_user}
     if args.attribution:
-        paths.update(batched_plain=batched, one_user_packed=with_packed(one_user))
+        paths.update(batched_plain=batched,
+                     batched_dense=with_packed(lambda ps, cs: batched(ps, cs, "dense")),
+                     one_user_packed=with_packed(one_user))
 
     def naive(ps, cs):
         return [naive_scores(lm, p, c, args.naive_batch, "mean", pad) for p, c in zip(ps, cs)]

@@ -264,6 +264,32 @@ min_duration_s = 0.0
         7 * _value(eff, "tok", "throughput_users_per_s"))
     assert _value(eff, "tok", "params") == 80 + 110
     assert _record(res, "tok")["model_state"]["module_params"] == 110
+    assert not (eff.metric == "mfu").any()  # CPU, no peak_tflops given: no MFU
+    assert _record(res, "tok")["peak_flops"] is None
+
+
+def test_mfu_from_a_configured_peak(tmp_path, write_suite):
+    """mfu = flops_per_s / ([efficiency] peak_tflops x 1e12); a GPU name picks its data-sheet
+    peak."""
+    from harness.efficiency.facts import peak_flops
+    text = BASE + _models('name = "tests.plugins:TokenCounting"\nlabel = "tok"') + """
+[efficiency]
+scenarios = ["offline"]
+warmup = 1
+min_duration_s = 0.0
+peak_tflops = 0.001
+"""
+    res = _run(write_suite, tmp_path, text)
+    eff = _eff(res)
+    assert _value(eff, "tok", "mfu") == pytest.approx(_value(eff, "tok", "flops_per_s") / 1e9)
+    assert _record(res, "tok")["peak_flops"] == {"value": 1e9,
+                                                 "source": "[efficiency] peak_tflops"}
+    h100 = {"device": "cuda", "gpu": "NVIDIA H100 80GB HBM3"}
+    assert peak_flops(h100, None)["value"] == 989e12
+    assert peak_flops({**h100, "gpu": "NVIDIA H100 PCIe"}, None)["value"] == 756e12
+    assert peak_flops({"device": "cuda", "gpu": "Tesla T4"}, None) is None
+    assert peak_flops({"device": "cpu", "gpu": "NVIDIA H100"}, None) is None
+    assert peak_flops(h100, 5.0)["value"] == 5e12
 
 
 def test_model_state_counts_floats_once():

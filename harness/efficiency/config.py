@@ -16,6 +16,8 @@ fit_use_cache = false   # the timed fit bypasses the embedding cache (measures r
 models = ["pop"]        # model labels that get the pass (default: all)
 candidates = ["full"]   # candidate labels that get the pass (default: all)
 memory_interval_ms = 5  # CPU peak-RSS sampling period
+peak_tflops = 0.2       # the device's peak TFLOP/s, for `mfu` (default: NVIDIA's dense bf16
+                        # figure for known GPUs, see facts.PEAK_BF16_FLOPS; none on CPU)
 server = { qps = 50, duration_s = 5, seed = 0 }   # Poisson arrivals; requires "server" above
 ```
 """
@@ -35,7 +37,8 @@ KEYS = {"scenarios": List(Str(SCENARIOS), unique=True), "warmup": Int(0, 1_000_0
         "batch_size": Int(1, 10_000_000), "threads": Int(1, 4096), "fit_use_cache": Bool(),
         "models": List(Str(nonempty=True), min_items=0),
         "candidates": List(Str(nonempty=True), min_items=0),
-        "memory_interval_ms": Num(0, 60_000, lo_open=True), "server": Table()}
+        "memory_interval_ms": Num(0, 60_000, lo_open=True),
+        "peak_tflops": Num(0, 1e6, lo_open=True), "server": Table()}
 SERVER_KEYS = {"qps": Num(0, 1e6, lo_open=True), "duration_s": SECONDS,
                "seed": Int(0, 2**32 - 1)}
 EXAMPLE = {"scenarios": ["fit", "offline", "single_stream", "server"], "server": {"qps": 50}}
@@ -75,6 +78,7 @@ class EfficiencySpec:
     candidates: tuple[str, ...] = ()
     memory_interval_ms: float = 5.0
     server: ServerSpec | None = None
+    peak_tflops: float | None = None
 
     def applies_to(self, model_label: str, candidates_label: str) -> bool:
         """Whether the cell (model, candidate protocol) gets the efficiency pass."""
@@ -110,4 +114,5 @@ def parse_efficiency(c, raw, model_labels: list[str], candidate_labels: list[str
         float(raw.get("max_duration_s", 120.0)), float(raw.get("min_duration_s", 1.0)),
         raw.get("batch_size"), raw.get("threads"), bool(raw.get("fit_use_cache", False)),
         tuple(raw.get("models", [])), tuple(raw.get("candidates", [])),
-        float(raw.get("memory_interval_ms", 5.0)), server)
+        float(raw.get("memory_interval_ms", 5.0)), server,
+        float(raw["peak_tflops"]) if "peak_tflops" in raw else None)

@@ -15,6 +15,10 @@ tokens = prompt_tokens + candidate_tokens + tokens_processed (llm-rank exposes t
 items embedded = `items_embedded`, or, for llm-embed's convention, round(<tag>_per_s *
 <tag>_encode_s) summed over tags. Estimated FLOPs = 2 * (parameters of the torch modules the
 model holds) * tokens: the dense forward-pass cost, ignoring attention's sequence-length term.
+Model FLOP/s utilization: mfu = flops_per_s / the device's peak FLOP/s, the peak from the
+suite's `[efficiency] peak_tflops`, else, on a GPU listed in `PEAK_BF16_FLOPS`, NVIDIA's dense
+(no sparsity) bf16 tensor-core figure for it (an fp32 model is measured against that peak too);
+no peak, no mfu.
 
 History length: a model that scores from a user's history may declare
 `history_len_used(users) -> array` (per harness user index, the number of history items it
@@ -31,6 +35,11 @@ import numpy as np
 import torch
 
 TOKEN_KEYS = ("prompt_tokens", "candidate_tokens", "tokens_processed")
+# (substring of torch.cuda.get_device_name, dense bf16 FLOP/s from NVIDIA's data sheets), most
+# specific first
+PEAK_BF16_FLOPS = (("H100 PCIe", 756e12), ("H100 NVL", 835e12), ("H100", 989e12),
+                   ("H200 NVL", 835e12), ("H200", 989e12), ("A100", 312e12),
+                   ("L40S", 362e12))
 SKIP = {"info", "runtime"}
 
 
@@ -158,3 +167,15 @@ def device_record(device: str) -> dict:
                    gpu_count=torch.cuda.device_count(), cuda=torch.version.cuda,
                    cudnn=torch.backends.cudnn.version(), driver=m.get("driver"))
     return rec
+
+
+def peak_flops(record: dict, configured_tflops: float | None) -> dict | None:
+    """{'value': FLOP/s, 'source': ...} for the device in `record` (see `device_record`):
+    the suite's `peak_tflops` (x 1e12), else the data-sheet figure of a known GPU, else None."""
+    if configured_tflops:
+        return {"value": float(configured_tflops) * 1e12, "source": "[efficiency] peak_tflops"}
+    gpu = record.get("gpu") if record.get("device", "").startswith("cuda") else None
+    for name, value in PEAK_BF16_FLOPS if gpu else ():
+        if name in gpu:
+            return {"value": value, "source": f"NVIDIA data sheet, {name} dense bf16"}
+    return None

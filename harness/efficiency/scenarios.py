@@ -89,8 +89,9 @@ def fit(build, split, spec) -> Outcome:
 
 
 def offline(model, wl, spec, batch_size: int, device: str, module_params: int,
-            progress=None) -> Outcome:
-    """Batch scoring throughput over every candidate user."""
+            progress=None, peak: dict | None = None) -> Outcome:
+    """Batch scoring throughput over every candidate user; with the device's `peak` FLOP/s
+    (`facts.peak_flops`), mfu = flops_per_s / peak."""
     out = Outcome(n_users=wl.n_users)
     try:
         n = wl.n_users
@@ -144,6 +145,8 @@ def offline(model, wl, spec, batch_size: int, device: str, module_params: int,
             out.values["throughput_tokens_per_s"] = work["tokens"] / secs
             if module_params:
                 out.values["flops_per_s"] = 2.0 * module_params * work["tokens"] / secs
+                if peak:
+                    out.values["mfu"] = out.values["flops_per_s"] / peak["value"]
         out.record = {"seconds": round(secs, 6), "users_scored": users,
                       "candidates_scored": cands, "full_passes": passes,
                       "stopped_early": partial, "batch_size": batch_size,

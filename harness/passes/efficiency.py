@@ -9,7 +9,8 @@ import pandas as pd
 from harness.efficiency import scenarios as sc
 from harness.efficiency.clock import CLOCK, torch_threads
 from harness.efficiency.config import parse_efficiency
-from harness.efficiency.facts import device_record, model_state, scoring_device
+from harness.efficiency.facts import (device_record, model_state, peak_flops,
+                                      scoring_device)
 from harness.efficiency.workload import Workload
 from harness.fitting import new_model
 from harness.passes.base import Pass, PassContext, PassResult
@@ -20,7 +21,8 @@ HIGHER_IS_BETTER = {
     "params": False, "fit_seconds": False, "peak_memory_mb": False,
     "fit_items_embedded_per_s": True, "fit_tokens_per_s": True,
     "throughput_users_per_s": True, "throughput_candidates_per_s": True,
-    "throughput_tokens_per_s": True, "flops_per_s": True, "offline_peak_memory_mb": False,
+    "throughput_tokens_per_s": True, "flops_per_s": True, "mfu": True,
+    "offline_peak_memory_mb": False,
     "latency_mean_ms": False, "tokens_per_request": False, "flops_per_request": False,
     "server_achieved_qps": True, "server_latency_mean_ms": False,
 }
@@ -110,8 +112,11 @@ def run_efficiency(ctx: PassContext) -> tuple[pd.DataFrame, dict]:
         device = scoring_device(model, state) if "error" not in state else "cpu"
         if state.get("params") is not None:
             rows += _rows({"params": state["params"]}, len(cand.users))
-        record.update(model_state=state, dtype=state.get("dtype"), device=device_record(device),
-                      batch_size=batch, model_batch_size=_int_attr(model, "batch_size"))
+        dev_rec = device_record(device)
+        peak = peak_flops(dev_rec, spec.peak_tflops)
+        record.update(model_state=state, dtype=state.get("dtype"), device=dev_rec,
+                      batch_size=batch, model_batch_size=_int_attr(model, "batch_size"),
+                      peak_flops=peak)
         wl = Workload(cand, max(suite.ks))
         order = sc.seeded_order(wl.n_users, cell.seed)
         mparams = int(state.get("module_params") or 0)
@@ -124,7 +129,7 @@ def run_efficiency(ctx: PassContext) -> tuple[pd.DataFrame, dict]:
             total = {"offline": wl.n_users, "single_stream": spec.requests}.get(name)
             with bar(total or 0, f"  {cell.key} {name}", quiet, unit="req") as pb:
                 if name == "offline":
-                    out = sc.offline(model, wl, spec, batch, device, mparams, pb)
+                    out = sc.offline(model, wl, spec, batch, device, mparams, pb, peak)
                 elif name == "single_stream":
                     out = sc.single_stream(model, wl, spec, order, mparams, pb)
                 else:
