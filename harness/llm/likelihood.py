@@ -200,7 +200,7 @@ def _encode_prompts(body, cache_kw, prompts, pad_id, device, min_shared: int = 8
 @torch.inference_mode()
 def batched_scores(model, prompts: list[list[int]], cands: list[list[list[int]]],
                    how: str = "mean", pad_id: int = 0, token_budget: int = 8192,
-                   pack_tokens: int = 512, head_chunk: int = 64,
+                   pack_tokens: int = 512, head_chunk: int = 0,
                    attention: str = "auto") -> list[torch.Tensor]:
     """Per user u, a (len(cands[u]),) float64 tensor on the model's device: the score of each
     of its candidates given prompts[u] (same definition as `naive_scores`). Users are grouped
@@ -208,10 +208,14 @@ def batched_scores(model, prompts: list[list[int]], cands: list[list[list[int]]]
     candidate rows are run in chunks of rows x longest row <= `token_budget` (rows of similar
     width together). `attention`: "windowed" (prompt part + windowed candidate part,
     `packed_attention`), "dense" (one block-causal mask over prompt + row), "auto" (windowed
-    where `PackedPlan.usable`: CPU, plain softmax attention of a known decoder family)."""
+    where `PackedPlan.usable`: CPU, plain softmax attention of a known decoder family).
+    `head_chunk`: rows of full-vocabulary logits at a time (0: 64 on CPU, 1024 elsewhere)."""
     if attention not in ("auto", "windowed", "dense"):
         raise ValueError(f"attention must be 'auto', 'windowed' or 'dense', got '{attention}'")
     device = model_device(model)
+    if attention == "windowed" and device.type != "cpu":
+        raise ValueError("attention = 'windowed' runs on CPU only (use 'auto' or 'dense')")
+    head_chunk = head_chunk or (64 if device.type == "cpu" else 1024)
     body, head, cap = _parts(model)
     cache_kw = _cache_arg(body)
     windowed = PackedPlan.usable(body.config, device) if attention == "auto" else \
