@@ -15,8 +15,8 @@ Metrics rows (k = 0, slice 'all', perturbation 'none'; n_users = distinct users 
 `fit_tokens_per_s` when the model counts them); offline: `throughput_users_per_s`,
 `throughput_candidates_per_s`, `offline_peak_memory_mb` (+ `throughput_tokens_per_s`,
 `flops_per_s`, and `mfu` = flops_per_s / the device's peak FLOP/s where a peak is known:
-`[efficiency] peak_tflops` or a listed GPU, see facts.py); single_stream: `latency_mean_ms`, `latency_p<q>_ms` (+ `tokens_per_request`,
-`flops_per_request`); server: `server_achieved_qps`, `server_latency_mean_ms`,
+`[efficiency] peak_tflops` or a listed GPU, see facts.py); single_stream: `latency_mean_ms`,
+`latency_p<q>_ms` (+ `tokens_per_request`, `flops_per_request`); server: `server_achieved_qps`, `server_latency_mean_ms`,
 `server_latency_p<q>_ms`. Details (warm-up, unavailable percentiles, failures, device,
 threads, dtype, batch size, memory method) are in the cell's `efficiency` record of the
 manifest.

@@ -15,8 +15,8 @@ from harness.markdown import markdown_table
 ORDER = ["params", "fit_seconds", "peak_memory_mb", "fit_items_embedded_per_s",
          "fit_tokens_per_s", "throughput_users_per_s", "throughput_candidates_per_s",
          "throughput_tokens_per_s", "flops_per_s", "mfu", "offline_peak_memory_mb",
-         "latency_mean_ms", "latency_p*", "tokens_per_request", "flops_per_request", "server_achieved_qps",
-         "server_latency_mean_ms", "server_latency_p*"]
+         "latency_mean_ms", "latency_p*", "tokens_per_request", "flops_per_request",
+         "server_achieved_qps", "server_latency_mean_ms", "server_latency_p*"]
 NULL_RECOMMENDER = "null"
 _HISTORY_NOTE = (" history_len (mean / max): history items the model scored from per timed "
                  "request, as it declares (`history_len_used`; e.g. min(history, max_len)).")

@@ -41,12 +41,10 @@ def _weight_key(w: torch.Tensor) -> tuple[int, int]:
 
 
 def _forward(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    packed = module._packed_weight
-    if (torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32
-            or packed is None):
+    if torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32:
         return F.linear(x, module.weight, module.bias)
-    return torch.ops.mkldnn._linear_pointwise(x.contiguous(), packed, module.bias, "none",
-                                               [], "")
+    return torch.ops.mkldnn._linear_pointwise(x.contiguous(), module._packed_weight,
+                                               module.bias, "none", [], "")
 
 
 _SHARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

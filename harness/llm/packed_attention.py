@@ -51,7 +51,7 @@ class PackedPlan:
                  dtype: torch.dtype):
         R, W = seg.shape
         self.S = S = max(64, -(-longest // 16) * 16)
-        self.W, self.nb = W, -(-W // S)
+        self.nb = -(-W // S)
         wp = self.nb * S
         device = seg.device
         self.mask_a = torch.zeros(prompt_ok.shape, dtype=dtype, device=device).masked_fill_(
